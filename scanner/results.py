@@ -1,0 +1,199 @@
+"""The one result type of a scan: hits plus a summary per exchange x timeframe.
+
+The CLI table, the notebook DataFrame, the CSV/JSON export and the Telegram formatter all read
+this; nothing downstream re-derives what the scan already knows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+HIT_COLUMNS = [
+    "strategy",
+    "exchange",
+    "timeframe",
+    "symbol",
+    "bar_time",
+    "current_bar",
+    "close",
+    "volume_usd",
+]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One strategy firing on one market's bar."""
+
+    strategy: str
+    exchange: str
+    timeframe: str
+    symbol: str
+    bar_time: pd.Timestamp
+    current_bar: bool
+    close: float
+    volume_usd: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in HIT_COLUMNS}
+        for key, value in self.metrics.items():
+            row.setdefault(key, value)
+        return row
+
+
+@dataclass
+class AlertFailure:
+    """One Telegram message that could not be delivered (the token is never stored here)."""
+
+    channel: str
+    user: str
+    reason: str
+
+
+@dataclass
+class AlertReport:
+    """What the notifier did with a scan's hits."""
+
+    sent: int = 0
+    messages: int = 0
+    duplicates_skipped: int = 0
+    retried_from_ledger: int = 0
+    pending: int = 0
+    failures: list[AlertFailure] = field(default_factory=list)
+
+    def merge(self, other: AlertReport) -> None:
+        self.sent += other.sent
+        self.messages += other.messages
+        self.duplicates_skipped += other.duplicates_skipped
+        self.retried_from_ledger += other.retried_from_ledger
+        self.pending += other.pending
+        self.failures.extend(other.failures)
+
+
+@dataclass
+class ScanSummary:
+    """What happened in one exchange x timeframe scan; every lost symbol has a reason here."""
+
+    exchange: str
+    timeframe: str
+    strategies: list[str]
+    listed: int = 0
+    fetched: int = 0
+    filtered_out: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    detector_errors: list[dict[str, str]] = field(default_factory=list)
+    hits_per_strategy: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled
+
+    def line(self) -> str:
+        """A one-line human summary for logs and the CLI."""
+        if self.error:
+            return f"{self.exchange} {self.timeframe}: FAILED - {self.error}"
+        hits = ", ".join(f"{k}={v}" for k, v in self.hits_per_strategy.items() if v) or "no hits"
+        text = (
+            f"{self.exchange} {self.timeframe}: {self.listed} listed, {self.fetched} fetched, "
+            f"{self.filtered_out} below volume, {len(self.skipped)} skipped, {len(self.failed)} failed, "
+            f"{len(self.detector_errors)} detector errors; {hits}; {self.requests} requests in "
+            f"{self.duration_s:.1f}s"
+        )
+        return text + (" (cancelled)" if self.cancelled else "")
+
+
+@dataclass
+class ScanResult:
+    """Hits and per-scan summaries; merge several with ``ScanResult.combine``."""
+
+    hits: list[Hit] = field(default_factory=list)
+    summaries: list[ScanSummary] = field(default_factory=list)
+    alerts: AlertReport = field(default_factory=AlertReport)
+
+    @classmethod
+    def combine(cls, results: list[ScanResult]) -> ScanResult:
+        merged = cls()
+        for result in results:
+            merged.hits.extend(result.hits)
+            merged.summaries.extend(result.summaries)
+            merged.alerts.merge(result.alerts)
+        return merged
+
+    def by_strategy(self) -> dict[str, list[Hit]]:
+        grouped: dict[str, list[Hit]] = {}
+        for hit in self.hits:
+            grouped.setdefault(hit.strategy, []).append(hit)
+        return grouped
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Exchange-level failures keyed by ``exchange timeframe``."""
+        return {f"{s.exchange} {s.timeframe}": s.error for s in self.summaries if s.error}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per hit: the common columns, then every metric of the hit's strategy."""
+        if not self.hits:
+            return pd.DataFrame(columns=HIT_COLUMNS)
+        return pd.DataFrame([hit.as_row() for hit in self.hits])
+
+    def summary_frame(self) -> pd.DataFrame:
+        rows = []
+        for s in self.summaries:
+            rows.append(
+                {
+                    "exchange": s.exchange,
+                    "timeframe": s.timeframe,
+                    "listed": s.listed,
+                    "fetched": s.fetched,
+                    "filtered_out": s.filtered_out,
+                    "skipped": len(s.skipped),
+                    "failed": len(s.failed),
+                    "detector_errors": len(s.detector_errors),
+                    "hits": sum(s.hits_per_strategy.values()),
+                    "requests": s.requests,
+                    "duration_s": round(s.duration_s, 3),
+                    "error": s.error,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hits": [_jsonable(hit.as_row()) for hit in self.hits],
+            "summaries": [_jsonable(asdict(s)) for s in self.summaries],
+            "alerts": _jsonable(asdict(self.alerts)),
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_csv(self, path: str | Path) -> None:
+        self.to_frame().to_csv(path, index=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
