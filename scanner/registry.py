@@ -1,0 +1,160 @@
+"""Strategy registry: name -> detector, alert title, Telegram channel, bars checked, minimum bars.
+
+The scanner and the notebook read this table and never switch on strategy names; adding a
+strategy is one detector module plus one entry here (spec sections 9.1, 9.3 and 9.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Bars = Literal["both", "closed", "current"]
+BAR_CHOICES: tuple[str, ...] = ("both", "closed", "current")
+
+PanelFn = Callable[..., dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One detector as the scanner sees it.
+
+    ``panel`` takes float64 arrays ``(o, h, l, c, v)`` of shape (bars, symbols) and returns per-bar
+    arrays: ``signal`` (bar evaluated as the last closed bar), optional ``signal_current`` (bar
+    evaluated as the forming bar, where that differs), and the metrics reported on a hit (a key
+    ``<metric>_current`` overrides ``<metric>`` for the forming bar).
+    ``bars`` is the default set checked (9.1); ``prefer_current`` means one hit per market, the
+    forming bar winning over the last closed one.
+    """
+
+    name: str
+    title: str
+    channel: str
+    bars: tuple[str, ...]
+    min_bars: int
+    panel: PanelFn
+    kind: Literal["vsa", "custom"] = "vsa"
+
+    def checked_bars(self, bars: Bars = "both") -> tuple[str, ...]:
+        """The default checked set intersected with the user's choice, current first."""
+        wanted = {"both": ("current", "closed"), "closed": ("closed",), "current": ("current",)}[bars]
+        return tuple(b for b in ("current", "closed") if b in self.bars and b in wanted)
+
+
+def _build() -> dict[str, Strategy]:
+    from breakout_vsa.core import (
+        breakout_bar_panel,
+        loaded_bar_panel,
+        reversal_bar_panel,
+        start_bar_panel,
+        stop_bar_panel,
+        test_bar_panel,
+    )
+    from custom_strategies.confluence import confluence_panel
+    from custom_strategies.pin_down import pin_down_panel
+    from custom_strategies.volume_surge import volume_surge_panel
+    from custom_strategies.weak_uptrend import weak_uptrend_panel
+
+    both = ("current", "closed")
+    entries = [
+        Strategy("breakout_bar", "Breakout Bar", "start_trend", both, 50, breakout_bar_panel),
+        Strategy("stop_bar", "Stop Bar", "start_trend", both, 50, stop_bar_panel),
+        Strategy("reversal_bar", "Reversal Bar", "weakening_trend", both, 14, reversal_bar_panel),
+        Strategy("start_bar", "Start Bar", "start_trend", both, 30, start_bar_panel),
+        Strategy("loaded_bar", "Loaded Bar", "volume_surge", both, 50, loaded_bar_panel),
+        Strategy("test_bar", "Test Bar", "weakening_trend", both, 4, test_bar_panel),
+        Strategy(
+            "volume_surge", "Sudden Volume Surge", "volume_surge", both, 66, volume_surge_panel, "custom"
+        ),
+        Strategy(
+            "weak_uptrend", "Weak Uptrend Detection", "weakening_trend", ("closed",), 7,
+            weak_uptrend_panel, "custom",
+        ),
+        Strategy(
+            "pin_down", "Pin Down Detection", "weakening_trend", ("closed",), 5, pin_down_panel, "custom"
+        ),
+        Strategy("confluence", "Confluence Signal", "confluence", both, 23, confluence_panel, "custom"),
+    ]
+    return {s.name: s for s in entries}
+
+
+STRATEGY_NAMES: tuple[str, ...] = (
+    "breakout_bar",
+    "stop_bar",
+    "reversal_bar",
+    "start_bar",
+    "loaded_bar",
+    "test_bar",
+    "volume_surge",
+    "weak_uptrend",
+    "pin_down",
+    "confluence",
+)
+VSA_STRATEGIES: tuple[str, ...] = STRATEGY_NAMES[:6]
+CUSTOM_STRATEGIES: tuple[str, ...] = STRATEGY_NAMES[6:]
+
+# Spec 9.3, readable without importing any detector (the notifier and config use it).
+TITLES: dict[str, str] = {
+    "breakout_bar": "Breakout Bar",
+    "stop_bar": "Stop Bar",
+    "start_bar": "Start Bar",
+    "reversal_bar": "Reversal Bar",
+    "test_bar": "Test Bar",
+    "weak_uptrend": "Weak Uptrend Detection",
+    "pin_down": "Pin Down Detection",
+    "volume_surge": "Sudden Volume Surge",
+    "loaded_bar": "Loaded Bar",
+    "confluence": "Confluence Signal",
+}
+CHANNEL_OF: dict[str, str] = {
+    "breakout_bar": "start_trend",
+    "stop_bar": "start_trend",
+    "start_bar": "start_trend",
+    "reversal_bar": "weakening_trend",
+    "test_bar": "weakening_trend",
+    "weak_uptrend": "weakening_trend",
+    "pin_down": "weakening_trend",
+    "volume_surge": "volume_surge",
+    "loaded_bar": "volume_surge",
+    "confluence": "confluence",
+}
+
+_REGISTRY: dict[str, Strategy] | None = None
+
+
+def registry() -> dict[str, Strategy]:
+    """All strategies by name (detectors imported on first use)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _build()
+    return _REGISTRY
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy called ``name``; ``ValueError`` naming the valid ones otherwise."""
+    if name not in STRATEGY_NAMES:
+        raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGY_NAMES)}")
+    return registry()[name]
+
+
+def resolve_strategies(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Comma list / list / ``"all"`` -> validated strategy names, order kept, duplicates dropped."""
+    if names is None:
+        raise ValueError(f"no strategy given; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
+    if isinstance(names, str):
+        names = [part.strip() for part in names.split(",")]
+    items = [n.strip() for n in names if n and n.strip()]
+    if not items:
+        raise ValueError(f"empty strategy list; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
+    if "all" in items:
+        return list(STRATEGY_NAMES)
+    out: list[str] = []
+    for name in items:
+        if name not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
+        if name not in out:
+            out.append(name)
+    return out
