@@ -1,0 +1,403 @@
+"""Scanning of one exchange x one timeframe: list, fetch (cached), filter by volume, detect, report.
+
+``scan_exchange`` is the engine; ``run_scan`` and ``run_custom_scan`` keep the seed's call shapes.
+Detector work runs on equal-length panels of symbols in a worker thread, so the event loop keeps
+serving the exchange requests while candles are analysed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exchanges import get_client
+from exchanges.base_client import BaseExchangeClient
+from exchanges.errors import ExchangeError, IPBanned
+from scanner.cache import KlineCache, kline_cache
+from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
+from scanner.results import AlertReport, Hit, ScanResult, ScanSummary
+from utils.config import volume_threshold
+from utils.timeframes import get_timeframe
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 10  # spec 9.1: a market with fewer rows is skipped for every strategy
+FETCH_CONCURRENCY = 32  # in-flight candle requests per scan; the rate limiter does the pacing
+PANEL_CHUNK = 256  # symbols analysed together in one worker-thread call
+OHLCV = ("open", "high", "low", "close", "volume")
+
+__all__ = [
+    "scan_exchange",
+    "run_scan",
+    "run_custom_scan",
+    "analyse_frames",
+    "progress_enabled",
+    "validate_min_volume",
+    "kline_cache",
+]
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Progress bars unless switched off by the parameter or ``DISABLE_PROGRESS=1``."""
+    if progress is not None:
+        return progress
+    return os.environ.get("DISABLE_PROGRESS", "").strip().lower() not in ("1", "true", "yes")
+
+
+def validate_min_volume(min_volume_usd: Any) -> float | None:
+    """``None`` or a finite, non-negative number; ``ValueError`` otherwise."""
+    if min_volume_usd is None:
+        return None
+    if isinstance(min_volume_usd, bool):
+        raise ValueError(f"min_volume_usd must be a non-negative number, got {min_volume_usd!r}")
+    try:
+        value = float(min_volume_usd)
+    except (TypeError, ValueError):
+        raise ValueError(f"min_volume_usd must be a non-negative number, got {min_volume_usd!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"min_volume_usd must be a non-negative number, got {min_volume_usd!r}")
+    return value
+
+
+def validate_bars(bars: str) -> str:
+    if bars not in BAR_CHOICES:
+        raise ValueError(f"unknown bars option {bars!r}; valid values: {', '.join(BAR_CHOICES)}")
+    return bars
+
+
+def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
+    """Sort and de-duplicate (unambiguous fixes); otherwise return a reason to skip the market."""
+    if frame is None or frame.empty:
+        return None, "no candles"
+    if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    values = frame.loc[:, list(OHLCV)].to_numpy(dtype="float64")
+    if not np.isfinite(values).all():
+        return None, "candles with missing or non-numeric values"
+    if (values < 0).any():
+        return None, "candles with negative values"
+    if (values[:, 1] < values[:, 2]).any():
+        return None, "candles with high below low"
+    if len(frame) < MIN_ROWS:
+        return None, f"only {len(frame)} bars (needs {MIN_ROWS})"
+    return frame, None
+
+
+def _row_metrics(out: dict[str, np.ndarray], row: int, col: int, current: bool) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for key, arr in out.items():
+        if key.startswith("signal") or key.endswith("_current"):
+            continue
+        source = out.get(f"{key}_current", arr) if current else arr
+        value = source[row, col]
+        metrics[key] = value.item() if hasattr(value, "item") else value
+    return metrics
+
+
+def _hits_from_panel(
+    strategy: Strategy,
+    out: dict[str, np.ndarray],
+    frames: Sequence[tuple[str, pd.DataFrame]],
+    checked: tuple[str, ...],
+    exchange: str,
+    timeframe: str,
+) -> list[Hit]:
+    n = len(frames[0][1])
+    closed_sig = out["signal"]
+    current_sig = out.get("signal_current", closed_sig)
+    hits = []
+    for col, (symbol, frame) in enumerate(frames):
+        for which in checked:
+            current = which == "current"
+            row = n - 1 if current else n - 2
+            if row < 0 or not bool((current_sig if current else closed_sig)[row, col]):
+                continue
+            close = float(frame["close"].iat[row])
+            hits.append(
+                Hit(
+                    strategy=strategy.name,
+                    exchange=exchange,
+                    timeframe=timeframe,
+                    symbol=symbol,
+                    bar_time=frame.index[row],
+                    current_bar=current,
+                    close=close,
+                    volume_usd=float(frame["volume"].iat[row]) * close,
+                    metrics=_row_metrics(out, row, col, current),
+                )
+            )
+            break
+    return hits
+
+
+def analyse_frames(
+    frames: Sequence[tuple[str, pd.DataFrame]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str = "both",
+) -> tuple[list[Hit], list[dict[str, str]]]:
+    """Run every strategy over equal-length panels of ``frames``; returns hits and detector errors.
+
+    A detector that raises on a panel is re-run symbol by symbol, so only the symbols it really
+    fails on lose that one strategy's result (each reported), and every other hit still stands.
+    """
+    groups: dict[int, list[tuple[str, pd.DataFrame]]] = {}
+    for item in frames:
+        groups.setdefault(len(item[1]), []).append(item)
+    hits: list[Hit] = []
+    errors: list[dict[str, str]] = []
+    for group in groups.values():
+        stacked = [np.column_stack([f[col].to_numpy(dtype="float64") for _, f in group]) for col in OHLCV]
+        for strategy in strategies:
+            checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
+            if not checked:
+                continue
+            try:
+                out = strategy.panel(*stacked)
+                hits.extend(_hits_from_panel(strategy, out, group, checked, exchange, timeframe))
+            except Exception:
+                for symbol, frame in group:
+                    try:
+                        single = [frame[col].to_numpy(dtype="float64")[:, None] for col in OHLCV]
+                        out = strategy.panel(*single)
+                        hits.extend(
+                            _hits_from_panel(strategy, out, [(symbol, frame)], checked, exchange, timeframe)
+                        )
+                    except Exception as exc:  # a detector bug must cost only this result
+                        log.warning("%s failed on %s %s %s: %r", strategy.name, exchange, timeframe, symbol, exc)
+                        errors.append({"symbol": symbol, "strategy": strategy.name, "reason": repr(exc)})
+    return hits, errors
+
+
+async def scan_exchange(
+    exchange: str,
+    timeframe: str,
+    strategies: str | Iterable[str],
+    *,
+    bars: str = "both",
+    min_volume_usd: float | None = None,
+    client: BaseExchangeClient | None = None,
+    cache: KlineCache | None = None,
+    plan: Iterable[str] | None = None,
+    symbols: Iterable[str] | None = None,
+    progress: bool | None = None,
+    concurrency: int = FETCH_CONCURRENCY,
+) -> ScanResult:
+    """Scan one exchange x one timeframe for ``strategies``; never raises for exchange failures.
+
+    Exchange-level failures (listing failed, IP ban, exchange down) end up in ``summary.error``;
+    per-symbol failures in ``summary.failed`` / ``summary.skipped``; detector failures in
+    ``summary.detector_errors``. ``client`` lets several timeframes share one session and rate
+    budget; ``plan`` lists every timeframe the caller will scan with it (one daily fetch serves all).
+    """
+    get_timeframe(timeframe)
+    names = resolve_strategies(strategies if not isinstance(strategies, str) else strategies)
+    selected = [get_strategy(name) for name in names]
+    validate_bars(bars)
+    threshold = volume_threshold(timeframe, validate_min_volume(min_volume_usd))
+    cache = cache if cache is not None else kline_cache
+    summary = ScanSummary(exchange=exchange, timeframe=timeframe, strategies=names)
+    summary.hits_per_strategy = {name: 0 for name in names}
+    result = ScanResult(summaries=[summary])
+    started = time.perf_counter()
+    own_client = client is None
+    client = client if client is not None else get_client(exchange, timeframe)
+    requests_before = client.request_count
+    try:
+        try:
+            listed = list(symbols) if symbols is not None else await client.get_all_spot_symbols()
+        except ExchangeError as exc:
+            summary.error = f"symbol listing failed: {exc}"
+            return result
+        summary.listed = len(listed)
+        await _fetch_and_analyse(
+            client, listed, timeframe, selected, bars, threshold, cache, plan, summary, result,
+            progress_enabled(progress), concurrency,
+        )
+    except asyncio.CancelledError:
+        summary.cancelled = True
+        raise
+    finally:
+        summary.requests = client.request_count - requests_before
+        summary.duration_s = time.perf_counter() - started
+        for hit in result.hits:
+            summary.hits_per_strategy[hit.strategy] = summary.hits_per_strategy.get(hit.strategy, 0) + 1
+        if own_client:
+            await client.close()
+    return result
+
+
+async def _fetch_and_analyse(
+    client: BaseExchangeClient,
+    symbols: list[str],
+    timeframe: str,
+    strategies: list[Strategy],
+    bars: str,
+    threshold: float,
+    cache: KlineCache,
+    plan: Iterable[str] | None,
+    summary: ScanSummary,
+    result: ScanResult,
+    show_progress: bool,
+    concurrency: int,
+) -> None:
+    plan = tuple(plan) if plan is not None else (timeframe,)
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    ready: list[tuple[str, pd.DataFrame]] = []
+    analysing: list[asyncio.Task] = []
+    banned: list[IPBanned] = []
+
+    def flush() -> None:
+        if ready:
+            batch = ready.copy()
+            ready.clear()
+            analysing.append(
+                asyncio.create_task(
+                    asyncio.to_thread(analyse_frames, batch, strategies, summary.exchange, timeframe, bars)
+                )
+            )
+
+    async def fetch(symbol: str) -> None:
+        if banned:
+            summary.failed[symbol] = f"not fetched: {banned[0]}"
+            return
+        async with semaphore:
+            if banned:
+                summary.failed[symbol] = f"not fetched: {banned[0]}"
+                return
+            try:
+                frame = await cache.get(client, symbol, timeframe, plan=plan)
+            except IPBanned as exc:
+                banned.append(exc)
+                summary.failed[symbol] = str(exc)
+                return
+            except ExchangeError as exc:
+                summary.failed[symbol] = str(exc)
+                return
+            except (ValueError, KeyError, TypeError) as exc:
+                summary.failed[symbol] = f"unusable candles: {exc!r}"
+                return
+        summary.fetched += 1
+        frame, reason = clean_frame(frame)
+        if reason:
+            summary.skipped[symbol] = reason
+            return
+        last_closed = frame.iloc[-2]
+        if float(last_closed["volume"]) * float(last_closed["close"]) < threshold:
+            summary.filtered_out += 1
+            return
+        ready.append((symbol, frame))
+        if len(ready) >= PANEL_CHUNK:
+            flush()
+
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(symbols), desc=f"{summary.exchange} {timeframe}", unit="sym", leave=False)
+    tasks = [asyncio.create_task(fetch(symbol)) for symbol in symbols]
+    try:
+        for task in asyncio.as_completed(tasks):
+            await task
+            if bar is not None:
+                bar.update(1)
+        flush()
+        for done in asyncio.as_completed(analysing):
+            hits, errors = await done
+            result.hits.extend(hits)
+            summary.detector_errors.extend(errors)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *analysing, return_exceptions=True)
+        if bar is not None:
+            bar.close()
+    if banned:
+        summary.error = f"IP banned: {banned[0]}"
+    elif summary.listed and len(summary.failed) == summary.listed:
+        summary.error = f"every symbol failed, e.g. {next(iter(summary.failed.values()))}"
+    result.hits.sort(key=lambda h: (h.strategy, h.symbol))
+
+
+async def _scan_and_alert(
+    exchange: str,
+    timeframe: str,
+    strategies: str | Iterable[str],
+    *,
+    send_telegram: bool,
+    telegram_channel: str | None,
+    users: Sequence[str],
+    **kwargs: Any,
+) -> ScanResult:
+    from scanner.notifier import send_alerts, validate_alert_targets
+
+    names = resolve_strategies(strategies)
+    if send_telegram:
+        validate_alert_targets(names, list(users), channel=telegram_channel)
+    result = await scan_exchange(exchange, timeframe, names, **kwargs)
+    if send_telegram:
+        result.alerts = await deliver(result, list(users), telegram_channel)
+    return result
+
+
+async def deliver(result: ScanResult, users: list[str], channel: str | None = None) -> AlertReport:
+    """Send a scan's hits (and pending alerts from earlier runs) through the ledger."""
+    from scanner.ledger import AlertLedger
+    from scanner.notifier import send_alerts
+
+    ledger = AlertLedger()
+    try:
+        return await send_alerts(result.hits, users, ledger=ledger, channel=channel)
+    finally:
+        ledger.close()
+
+
+async def run_scan(
+    timeframe: str,
+    strategy: str | Iterable[str],
+    exchange: str,
+    send_telegram: bool = False,
+    telegram_channel: str | None = None,
+    user_id: str = "default",
+    **kwargs: Any,
+) -> ScanResult:
+    """Scan one exchange and timeframe for one strategy (or a comma list); optionally alert.
+
+    Keyword options: ``bars`` ("both"/"closed"/"current"), ``min_volume_usd``, ``progress``.
+    """
+    return await _scan_and_alert(
+        exchange, timeframe, strategy, send_telegram=send_telegram,
+        telegram_channel=telegram_channel, users=[user_id], **kwargs,
+    )
+
+
+async def run_custom_scan(
+    exchange: str,
+    timeframe: str,
+    strategies: str | Iterable[str],
+    send_telegram: bool = False,
+    telegram_channel: str | None = None,
+    user_id: str = "default",
+    **kwargs: Any,
+) -> ScanResult:
+    """The seed's custom-strategy scan: same engine as ``run_scan``, exchange first."""
+    return await _scan_and_alert(
+        exchange, timeframe, strategies, send_telegram=send_telegram,
+        telegram_channel=telegram_channel, users=[user_id], **kwargs,
+    )
+
+
+async def load_candles(exchange: str, symbol: str, timeframe: str, cache: KlineCache | None = None) -> pd.DataFrame:
+    """The candles a scan of ``exchange`` x ``timeframe`` sees for ``symbol`` (through the cache)."""
+    get_timeframe(timeframe)
+    async with get_client(exchange, timeframe) as client:
+        return await (cache if cache is not None else kline_cache).get(client, symbol, timeframe)
