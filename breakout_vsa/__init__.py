@@ -1,0 +1,35 @@
+"""Volume Spread Analysis detectors: the generic engine, its six strategies and their panel cores."""
+
+from breakout_vsa.core import (
+    breakout_bar_panel,
+    breakout_bar_vsa,
+    loaded_bar_panel,
+    loaded_bar_vsa,
+    reversal_bar_panel,
+    reversal_bar_vsa,
+    start_bar_panel,
+    start_bar_vsa,
+    stop_bar_panel,
+    stop_bar_vsa,
+    test_bar_panel,
+    test_bar_vsa,
+    vsa_detector,
+    vsa_panel,
+)
+
+__all__ = [
+    "vsa_detector",
+    "vsa_panel",
+    "breakout_bar_vsa",
+    "stop_bar_vsa",
+    "reversal_bar_vsa",
+    "start_bar_vsa",
+    "loaded_bar_vsa",
+    "test_bar_vsa",
+    "breakout_bar_panel",
+    "stop_bar_panel",
+    "reversal_bar_panel",
+    "start_bar_panel",
+    "loaded_bar_panel",
+    "test_bar_panel",
+]

@@ -21,7 +21,7 @@ GOLDEN_SETS = sorted(p.stem for p in (GOLDEN / "data").glob("*.csv"))
 
 def load_golden_frame(name: str) -> pd.DataFrame:
     """A golden data set as the detectors take it: UTC index, float64 OHLCV (fixture README)."""
-    raw = pd.read_csv(GOLDEN / "data" / f"{name}.csv", float_precision="round_trip")
+    raw = pd.read_csv(GOLDEN / "data" / f"{name}.csv")  # pandas 3 parses round-trip exactly
     index = pd.DatetimeIndex(pd.to_datetime(raw["timestamp"], utc=True), name="timestamp")
     frame = raw[["open", "high", "low", "close", "volume"]].astype("float64")
     frame.index = index
@@ -33,7 +33,7 @@ def load_golden_expected(name: str) -> dict:
 
 
 def load_realdata_frame(filename: str) -> pd.DataFrame:
-    raw = pd.read_csv(REALDATA / filename, float_precision="round_trip")
+    raw = pd.read_csv(REALDATA / filename)
     frame = raw[["open", "high", "low", "close", "volume"]].astype("float64")
     frame.index = pd.DatetimeIndex(pd.to_datetime(raw["timestamp"], utc=True), name="timestamp")
     return frame

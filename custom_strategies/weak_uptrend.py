@@ -1,0 +1,101 @@
+"""Weak uptrend (spec section 6): at least three of five weaknesses over bars t-4 ... t, W3 among them.
+
+W4 and W5 use leave-one-out statistics over the 5-bar window (D3). The panel core computes every bar
+at once for k symbols; ``detect_weak_uptrend`` is the seed's call shape over it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from breakout_vsa.helpers import shift
+from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
+from custom_strategies._windows import any_recent, leave_one_out_outlier, partial_mean
+
+MIN_WEAKNESSES = 3
+MIN_ROWS = 7  # the seed's frame-length guard (evaluated bar second to last, t-5 must exist)
+FIRST_BAR = 5  # bar t-5 must exist although it is not used
+WINDOW = 5  # bars t-4 ... t
+RECENT = 4  # W1, W2 and W3 part 3 look at j in t-3 ... t
+MOMENTUM_RECENT = 3  # W3 parts 1 and 2 look at j in t-2 ... t
+SPREAD_BAND = (0.9, 1.1)  # W2: "no expansion" band around the previous spread
+SMALL_GAIN = 0.25  # W3 part 3: a gain of at most a quarter of the previous spread
+OUTLIER_STD = 2.0  # W4 / W5: above the other four bars' mean + 2 SD
+LOW_CLOSE = 0.75  # W5: close position at most 0.75
+RATIO_BARS = 8  # volume_ratio divides by the mean of up to 8 previous bars
+WEAKNESSES: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5")
+METRICS: tuple[str, ...] = ("close", "volume_usd", "volume_ratio", "total_patterns", *WEAKNESSES)
+
+
+def _weaknesses(
+    h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> dict[str, np.ndarray]:
+    """W1 ... W5 of spec 6 at every bar (before the t >= 5 rule)."""
+    s = h - l
+    c1, c2, h1, v1, s1 = shift(c, 1), shift(c, 2), shift(h, 1), shift(v, 1), shift(s, 1)
+    with np.errstate(invalid="ignore"):
+        up = c > c1
+        step, prev_step = c - c1, c1 - c2
+        w1_bar = up & (h > h1) & (v < v1)
+        w2_bar = up & ((s < s1) | ((s >= SPREAD_BAND[0] * s1) & (s <= SPREAD_BAND[1] * s1)))
+        slowing_rise = up & (c1 > c2) & (step < prev_step)
+        failed_high = (c < c1) & (h > h1) & (np.abs(step) < np.abs(prev_step))
+        small_gain = up & (step <= SMALL_GAIN * s1)
+        closes_low = (s > 0) & ((c - l) / np.where(s > 0, s, np.nan) <= LOW_CLOSE)
+    return {
+        "W1": any_recent(w1_bar, RECENT),
+        "W2": any_recent(w2_bar, RECENT),
+        "W3": any_recent(slowing_rise | failed_high, MOMENTUM_RECENT) | any_recent(small_gain, RECENT),
+        "W4": leave_one_out_outlier(v, WINDOW, OUTLIER_STD),
+        "W5": leave_one_out_outlier(s, WINDOW, OUTLIER_STD, also=closes_low),
+    }
+
+
+def weak_uptrend_panel(
+    o: np.ndarray,
+    h: np.ndarray,
+    l: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    *,
+    min_weaknesses: int = MIN_WEAKNESSES,
+) -> dict[str, np.ndarray]:
+    """Per-bar weak uptrend signal (bar t as the last closed bar) and metrics, (n, k) arrays (spec 6)."""
+    flags = _weaknesses(h, l, c, v)
+    total = np.sum([flags[name] for name in WEAKNESSES], axis=0, dtype=np.int64)
+    eligible = (np.arange(c.shape[0]) >= FIRST_BAR).reshape(-1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = v / shift(partial_mean(v, RATIO_BARS), 1)
+    return {
+        "signal": eligible & flags["W3"] & (total >= min_weaknesses),
+        "close": c.copy(),
+        "volume_usd": v * c,
+        "volume_ratio": ratio,
+        "total_patterns": total,
+        **flags,
+    }
+
+
+def weak_uptrend_series(df: pd.DataFrame, min_weaknesses: int = MIN_WEAKNESSES) -> pd.DataFrame:
+    """Whole-series view of one frame: ``signal`` plus the metric columns, indexed like ``df``."""
+    return series_frame(df.index, weak_uptrend_panel(*frame_panel(df), min_weaknesses=min_weaknesses))
+
+
+def detect_weak_uptrend(
+    df: pd.DataFrame, min_weaknesses: int = MIN_WEAKNESSES, check_bar: int = -2
+) -> tuple[bool, dict]:
+    """Seed call shape: is row ``check_bar`` a weak uptrend bar? Empty dict on no hit.
+
+    Frames shorter than 7 rows give no signal (D1 guard).
+    """
+    panel = frame_panel(df)
+    row = evaluated_row(len(df), check_bar)
+    if row is None or len(df) < MIN_ROWS:
+        return False, {}
+    arrays = weak_uptrend_panel(*panel, min_weaknesses=min_weaknesses)
+    if not arrays["signal"][row, 0]:
+        return False, {}
+    result: dict[str, object] = {"date": df.index[row]}
+    result.update(hit_metrics(arrays, row, METRICS, current=False))
+    return True, result
