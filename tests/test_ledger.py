@@ -1,0 +1,201 @@
+"""The alert ledger: no alert sent twice to a chat, undelivered alerts re-sent on the next call."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scanner.ledger import MAX_DELIVERY_ATTEMPTS, STATUS_PENDING, STATUS_SENT, AlertKey, AlertLedger
+from scanner.notifier import send_alerts
+from scanner.results import Hit
+from tests.fakes.telegram_server import FakeBotApi, make_token
+from utils.config import TelegramConfig
+
+TOKEN = make_token(333333333, "C")
+WRONG_TOKEN = make_token(444444444, "D")
+BAR = pd.Timestamp("2025-03-20", tz="UTC")
+USERS = {"alice": "1001", "bob": "1002"}
+
+
+def make_hit(symbol: str = "BTCUSDT", *, current: bool = False, bar_time: pd.Timestamp = BAR) -> Hit:
+    return Hit(
+        strategy="breakout_bar",
+        exchange="binance_spot",
+        timeframe="1d",
+        symbol=symbol,
+        bar_time=bar_time,
+        current_bar=current,
+        close=100.0,
+        volume_usd=1_000_000.0,
+        metrics={"volume_ratio": 2.0, "close_off_low": 75.0, "arctan_ratio": 1.0},
+    )
+
+
+def config_for(api: FakeBotApi, token: str = TOKEN) -> TelegramConfig:
+    return TelegramConfig(base_url=api.base_url(), tokens={"start_trend": token}, users=dict(USERS))
+
+
+def opts(api: FakeBotApi, ledger: AlertLedger, token: str = TOKEN) -> dict:
+    return {"config": config_for(api, token), "ledger": ledger}
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> AlertLedger:
+    with AlertLedger(tmp_path / "ledger.sqlite3") as opened:
+        yield opened
+
+
+def key(chat: str = "1001", *, bar: str = "closed", symbol: str = "BTCUSDT") -> AlertKey:
+    return AlertKey("start_trend", chat, "binance_spot", symbol, "1d", "breakout_bar",
+                    AlertKey.bar_time_text(BAR), bar)
+
+
+# --- the ledger on its own ---------------------------------------------------------------------
+
+
+def test_default_path_comes_from_config_and_parent_is_created(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = tmp_path / "deep" / "state" / "alerts.sqlite3"
+    monkeypatch.setenv("SCANNER_STATE_DB", str(target))
+    with AlertLedger() as opened:
+        assert opened.path == target
+    assert target.is_file()
+
+
+def test_database_uses_wal_mode(ledger: AlertLedger) -> None:
+    with sqlite3.connect(ledger.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_pending_then_sent_lifecycle_records_attempts_and_errors(ledger: AlertLedger) -> None:
+    ledger.add_pending(key(), "block")
+    assert [e.key for e in ledger.pending("start_trend", "1001")] == [key()]
+    ledger.mark_failed([key()], "NetworkError: boom")
+    entry = ledger.get(key())
+    assert entry is not None
+    assert (entry.status, entry.attempts, entry.last_error) == (STATUS_PENDING, 1, "NetworkError: boom")
+    ledger.mark_sent([key()])
+    entry = ledger.get(key())
+    assert entry is not None
+    assert (entry.status, entry.attempts, entry.last_error) == (STATUS_SENT, 2, None)
+    assert entry.sent_at is not None and ledger.is_sent(key())
+    assert ledger.pending("start_trend", "1001") == []
+
+
+def test_errors_are_stored_redacted(ledger: AlertLedger) -> None:
+    ledger.add_pending(key(), "block")
+    ledger.mark_failed([key()], f"InvalidToken: The token `{TOKEN}` was rejected")
+    entry = ledger.get(key())
+    assert entry is not None and TOKEN not in (entry.last_error or "")
+
+
+def test_sent_row_is_not_reopened_by_a_new_pending_insert(ledger: AlertLedger) -> None:
+    ledger.add_pending(key(), "old")
+    ledger.mark_sent([key()])
+    ledger.add_pending(key(), "new")
+    entry = ledger.get(key())
+    assert entry is not None and (entry.status, entry.text) == (STATUS_SENT, "old")
+
+
+def test_alerts_failing_too_often_are_no_longer_retried(ledger: AlertLedger) -> None:
+    ledger.add_pending(key(), "block")
+    for _ in range(MAX_DELIVERY_ATTEMPTS):
+        ledger.mark_failed([key()], "Forbidden: bot was blocked by the user")
+    assert ledger.pending("start_trend", "1001") == []
+
+
+def test_bar_time_key_ignores_resolution_and_time_zone() -> None:
+    ns = pd.Timestamp("2025-03-20 00:00", tz="UTC")
+    seconds = pd.Timestamp("2025-03-20 00:00", tz="UTC").as_unit("s")
+    shifted = pd.Timestamp("2025-03-20 01:00", tz="Europe/Berlin")  # CET, UTC+1
+    naive = pd.Timestamp("2025-03-20 01:00").tz_localize("Europe/Berlin").tz_convert(None)
+    texts = {AlertKey.bar_time_text(t) for t in (ns, seconds, shifted, naive)}
+    assert texts == {"2025-03-20T00:00:00+00:00"}
+
+
+# --- the ledger as the notifier uses it ----------------------------------------------------------
+
+
+async def test_rerunning_the_same_scan_sends_nothing_new(ledger: AlertLedger) -> None:
+    hits = [make_hit("BTCUSDT"), make_hit("ETHUSDT")]
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        first = await send_alerts(hits, list(USERS), **opts(api, ledger))
+        calls_after_first = len(api.calls)
+        second = await send_alerts(hits, list(USERS), **opts(api, ledger))
+    assert first.sent == 4 and second.sent == 0
+    assert second.duplicates_skipped == 4
+    assert len(api.calls) == calls_after_first  # not even getMe
+    assert len(api.messages) == 2
+
+
+async def test_new_hit_in_a_rerun_is_sent_alone(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        await send_alerts([make_hit("BTCUSDT")], ["alice"], **opts(api, ledger))
+        report = await send_alerts(
+            [make_hit("BTCUSDT"), make_hit("SOLUSDT")], ["alice"], config=config_for(api), ledger=ledger
+        )
+    assert (report.sent, report.duplicates_skipped) == (1, 1)
+    assert "SOLUSDT" in api.messages[-1].text and "BTCUSDT" not in api.messages[-1].text
+
+
+async def test_current_and_closed_alerts_of_one_bar_are_different_keys(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        forming = await send_alerts([make_hit(current=True)], ["alice"], **opts(api, ledger))
+        closed = await send_alerts([make_hit(current=False)], ["alice"], **opts(api, ledger))
+    assert forming.sent == 1 and closed.sent == 1
+    assert "(current bar, forming)" in api.messages[0].text and "(closed bar)" in api.messages[1].text
+
+
+async def test_a_new_bar_is_alerted_again(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        await send_alerts([make_hit()], ["alice"], **opts(api, ledger))
+        report = await send_alerts(
+            [make_hit(bar_time=BAR + pd.Timedelta(days=1))], ["alice"], config=config_for(api), ledger=ledger
+        )
+    assert report.sent == 1
+
+
+async def test_undelivered_alert_is_resent_next_call_even_without_the_hit(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        api.add_fault(USERS["bob"], "forbidden", times=1)
+        first = await send_alerts([make_hit()], list(USERS), **opts(api, ledger))
+        assert (first.sent, first.pending) == (1, 1)
+        assert ledger.get(key(USERS["bob"])).status == STATUS_PENDING  # type: ignore[union-attr]
+        second = await send_alerts([], list(USERS), **opts(api, ledger))
+    assert (second.sent, second.retried_from_ledger, second.pending) == (1, 1, 0)
+    assert [m.chat_id for m in api.messages] == [USERS["alice"], USERS["bob"]]
+    assert ledger.get(key(USERS["bob"])).status == STATUS_SENT  # type: ignore[union-attr]
+
+
+async def test_pending_alert_found_again_is_sent_once(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        api.add_fault(USERS["alice"], "server_error", times=99)
+        await send_alerts([make_hit()], ["alice"], **opts(api, ledger))
+        api.faults.clear()
+        report = await send_alerts([make_hit(), make_hit("ETHUSDT")], ["alice"], **opts(api, ledger))
+    assert (report.sent, report.retried_from_ledger, report.messages) == (2, 1, 1)
+    [message] = api.messages
+    assert message.text.count("BTCUSDT") == 2  # link text and TradingView symbol, one block
+
+
+async def test_alerts_behind_an_invalid_token_wait_for_a_fixed_token(ledger: AlertLedger) -> None:
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        broken = await send_alerts([make_hit()], ["alice"], **opts(api, ledger, WRONG_TOKEN))
+        assert broken.pending == 1 and api.messages == []
+        fixed = await send_alerts([], ["alice"], **opts(api, ledger))
+    assert fixed.retried_from_ledger == 1 and len(api.messages) == 1
+
+
+async def test_concurrent_sends_of_the_same_hits_deliver_once(ledger: AlertLedger) -> None:
+    hits = [make_hit("BTCUSDT"), make_hit("ETHUSDT")]
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        reports = await asyncio.gather(
+            *(send_alerts(hits, list(USERS), **opts(api, ledger)) for _ in range(3))
+        )
+    assert sum(r.sent for r in reports) == 4
+    assert sorted(m.chat_id for m in api.messages) == sorted(USERS.values())
