@@ -1,0 +1,386 @@
+"""Offline demo exchange: a few hundred synthetic USDT markets, deterministic, no network at all.
+
+Daily bars are a regime-switching random walk per symbol (trends, ranges, volume spikes; thin
+markets below the volume thresholds and liquid ones), generated with numpy from a seed derived
+from the symbol name. 4h bars split each day into six sub-bars that aggregate back to it exactly
+(the forming day only into the sub-bars opened by ``now``), and native weeks are Monday-aligned
+aggregates of the days, so 4h, 1d and 1w always agree. Every tenth symbol ends with a planted
+pattern built from the conditions of the strategies spec, so each of the ten strategies fires on
+1d at the bars the scanner checks (spec 9.1) whatever the date is: the planted bar is the last
+closed one, liquid enough for the 1d volume filter (spec 11).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import aiohttp
+import numpy as np
+import pandas as pd
+
+from exchanges.base_client import BaseExchangeClient
+from exchanges.errors import BadSymbol
+from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS, daily_bars_needed, get_timeframe
+
+DEMO_SEED = 20250320
+DEMO_SYMBOL_COUNT = 300
+DEMO_HISTORY_DAYS = 1100  # > 706 daily bars, the depth of 100 weeks built from days
+DEMO_PAGE_LIMIT = 5000
+BARS_PER_DAY = 6
+HOURS_PER_BAR = 24 // BARS_PER_DAY
+
+# Random markets: start price, daily volatility and typical daily USD volume, all log-uniform.
+PRICE_RANGE = (1e-4, 5e4)
+VOLATILITY_RANGE = (0.015, 0.07)
+USD_VOLUME_RANGE = (1e4, 3e7)  # about a fifth of the markets trade under the 1d threshold
+MAX_LOG_EXCURSION = 2.5  # prices stay within e**±2.5 of their start
+SPIKE_PROBABILITY = 0.015
+SPIKE_FACTOR = (4.0, 12.0)
+
+# Planted patterns: every PLANT_EVERY-th symbol from PLANT_OFFSET, strategies in turn.
+PLANT_EVERY = 10
+PLANT_OFFSET = 7
+PLANT_DAYS = 120
+PLANT_USD_VOLUME = (2e5, 3e6)  # USD volume of the planted (last closed) bar
+PLANT_NOISE = 0.006  # daily close-to-close noise of a plant's quiet lead-in
+PLANT_RANGE = 0.02  # typical relative daily range of the lead-in
+
+Arrays = dict[str, np.ndarray]
+
+
+def demo_symbols(count: int = DEMO_SYMBOL_COUNT) -> list[str]:
+    """``count`` distinct pronounceable synthetic tickers quoted in USDT, sorted."""
+    rng = np.random.default_rng(DEMO_SEED)
+    consonants, vowels = "BCDFGKLMNPRSTVXZ", "AEIOUY"
+    names: set[str] = set()
+    while len(names) < count:
+        length = int(rng.integers(3, 6))
+        first = int(rng.integers(2))
+        pools = [consonants if (i + first) % 2 == 0 else vowels for i in range(length)]
+        letters = [pool[int(rng.integers(len(pool)))] for pool in pools]
+        names.add("".join(letters) + "USDT")
+    return sorted(names)
+
+
+def _rng(symbol: str, stream: int) -> np.random.Generator:
+    return np.random.default_rng([DEMO_SEED, zlib.crc32(symbol.encode()), stream])
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def _random_walk(rng: np.random.Generator, days: int) -> Arrays:
+    """Regime-switching daily walk: drifting or flat segments, fat tails, volume tied to moves."""
+    price = _log_uniform(rng, PRICE_RANGE)
+    vol = _log_uniform(rng, VOLATILITY_RANGE)
+    usd = _log_uniform(rng, USD_VOLUME_RANGE)
+    lengths = rng.integers(20, 120, size=days // 20 + 1)
+    regime = np.repeat(np.arange(len(lengths)), lengths)[:days]
+    drift = rng.choice([-1.0, 0.0, 0.0, 1.0], size=len(lengths)) * rng.uniform(0.001, 0.006, len(lengths))
+    vol_scale = rng.uniform(0.6, 1.4, len(lengths))[regime]
+    ret = drift[regime] + vol * vol_scale * rng.standard_t(4, days) / math.sqrt(2.0)
+    path = np.cumsum(ret)
+    close = price * np.exp(MAX_LOG_EXCURSION * np.tanh(path / MAX_LOG_EXCURSION))
+    open_ = np.r_[price, close[:-1]]
+    wick = vol * vol_scale * 0.6
+    high = np.maximum(open_, close) * np.exp(wick * np.abs(rng.normal(size=days)))
+    low = np.minimum(open_, close) * np.exp(-wick * np.abs(rng.normal(size=days)))
+    usd_volume = usd * np.exp(0.35 * rng.normal(size=days)) * (1.0 + np.abs(ret) / vol)
+    spikes = rng.random(days) < SPIKE_PROBABILITY
+    usd_volume[spikes] *= rng.uniform(*SPIKE_FACTOR, spikes.sum())
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": usd_volume / close}
+
+
+# --- planted patterns (relative prices around 1.0, relative volumes around 1.0) ----------------
+
+
+def _lead_in(rng: np.random.Generator, days: int) -> Arrays:
+    """A quiet range: small moves, ranges near PLANT_RANGE, volumes alternating 0.9 / 1.1."""
+    close = np.exp(np.cumsum(rng.normal(0.0, PLANT_NOISE, days)))
+    open_ = np.r_[1.0, close[:-1]]
+    body = np.abs(close - open_)
+    spread = np.maximum(PLANT_RANGE * rng.uniform(0.75, 1.25, days), body * 1.2)
+    upper = (spread - body) * rng.uniform(0.2, 0.8, days)
+    high = np.maximum(open_, close) + upper
+    low = np.minimum(open_, close) - (spread - body - upper)
+    volume = np.where(np.arange(days) % 2 == 0, 1.1, 0.9) * rng.uniform(0.98, 1.02, days)
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+
+
+def _bar(a: Arrays, i: int, change: float, up: float, down: float, volume: float) -> None:
+    """Bar i opens at the previous close, moves by ``change`` and has relative wicks up/down."""
+    o = a["close"][i - 1]
+    c = o * (1.0 + change)
+    a["open"][i], a["close"][i] = o, c
+    a["high"][i] = max(o, c) * (1.0 + up)
+    a["low"][i] = min(o, c) * (1.0 - down)
+    a["volume"][i] = volume
+
+
+def _trend(a: Arrays, start: int, stop: int, step: float, wick: float = 0.004) -> None:
+    """Bars start..stop-1 each move by ``step`` with small wicks and alternating volume."""
+    for i in range(start, stop):
+        _bar(a, i, step, wick, wick, 1.1 if i % 2 == 0 else 0.9)
+
+
+def _plant_breakout_bar(a: Arrays, t: int) -> None:
+    """Spec 2.9 breakout_bar: decline, tight base, wide up bar from the base low, median volume."""
+    _trend(a, t - 20, t - 8, -0.012)
+    base = a["close"][t - 9]
+    floor = base * 0.992
+    for j, i in enumerate(range(t - 8, t)):
+        _bar(a, i, 0.002 if j % 2 else -0.002, 0.004, 0.0, 1.1 if i % 2 == 0 else 0.9)
+        a["low"][i] = floor * (1.0 + 0.0005 * (t - 1 - i))
+    o = a["close"][t - 1]
+    _bar(a, t, 0.028, 0.003, 0.0, 1.0)
+    a["low"][t] = a["low"][t - 1] = min(floor, o)
+    # 7 x 1.1 and 6 x 0.9 before a 1.0 bar: at or below the 14-bar median, within the volume band.
+    a["volume"][t - 13 : t] = np.resize([1.1, 0.9], 13)
+    a["volume"][t] = 1.0
+
+
+def _plant_stop_bar(a: Arrays, t: int) -> None:
+    """Spec 2.9 stop_bar: decline into an outside bar that undercuts 20 lows and closes high."""
+    _trend(a, t - 12, t, -0.012)
+    _bar(a, t, 0.0, 0.0, 0.0, 1.5)
+    a["low"][t] = a["low"][t - 1] * 0.985
+    a["close"][t] = a["high"][t - 1] * 1.002
+    a["high"][t] = a["close"][t] * 1.003
+
+
+def _plant_reversal_bar(a: Arrays, t: int) -> None:
+    """Spec 2.9 reversal_bar: rally, then a wide new-high bar closing in its lows."""
+    _trend(a, t - 20, t, 0.012)
+    o = a["close"][t - 1]
+    high, low = o * 1.03, o * 0.998
+    a["open"][t], a["high"][t], a["low"][t] = o, high, low
+    a["close"][t] = low + 0.2 * (high - low)
+    a["volume"][t] = 1.0
+
+
+def _plant_start_bar(a: Arrays, t: int) -> None:
+    """Spec 3 start_bar: small dip, then an up bar clearing the previous range on rising volume."""
+    _trend(a, t - 5, t, -0.006, wick=0.006)
+    a["volume"][t - 1] = 0.9
+    _bar(a, t, 0.016, 0.002, 0.003, 1.15)
+
+
+def _plant_loaded_bar(a: Arrays, t: int) -> None:
+    """Spec 2.9 loaded_bar: a narrow bar closing in its upper half on abnormal volume."""
+    _bar(a, t, 0.002, 0.002, 0.004, 6.0)
+
+
+def _plant_test_bar(a: Arrays, t: int) -> None:
+    """Spec 4 test_bar: a strong up bar on volume, then a quiet inside down bar."""
+    _bar(a, t - 1, 0.03, 0.001, 0.003, 2.0)
+    a["high"][t - 1] = max(a["high"][t - 1], a["high"][t - 2] * 1.001)
+    o = a["close"][t - 1]
+    a["open"][t], a["high"][t], a["close"][t] = o, o * 1.0005, o * 0.995
+    a["low"][t] = a["close"][t] * 0.996
+    a["volume"][t] = 0.6
+
+
+def _plant_volume_surge(a: Arrays, t: int) -> None:
+    """Spec 5 volume_surge: an up bar on eight times the usual volume."""
+    _bar(a, t, 0.015, 0.003, 0.003, 8.0)
+
+
+def _plant_weak_uptrend(a: Arrays, t: int) -> None:
+    """Spec 6 weak_uptrend: a rally whose gains, spreads and volumes shrink bar by bar (W1-W3)."""
+    _trend(a, t - 10, t - 4, 0.015, wick=0.003)
+    for k, (step, volume) in enumerate(zip((0.012, 0.009, 0.006, 0.004, 0.002), (1.2, 1.1, 1.0, 0.9, 0.8))):
+        _bar(a, t - 4 + k, step, 0.003, 0.003, volume)
+
+
+def _plant_pin_down(a: Arrays, t: int) -> None:
+    """Spec 7 pin_down: rally to a shooting-star top, then a close below the top's low."""
+    _trend(a, t - 15, t - 1, 0.012)
+    _bar(a, t - 1, 0.002, 0.0, 0.004, 1.3)
+    a["high"][t - 1] = a["open"][t - 1] * 1.04
+    o = a["close"][t - 1]
+    a["open"][t], a["high"][t] = o, o * 1.001
+    a["close"][t] = a["low"][t - 1] * 0.99
+    a["low"][t] = a["close"][t] * 0.997
+    a["volume"][t] = 1.2
+
+
+def _plant_confluence(a: Arrays, t: int) -> None:
+    """Spec 8 confluence: a wide up bar out of a quiet range, closing at its high on more volume."""
+    _bar(a, t, 0.035, 0.002, 0.003, 1.6)
+
+
+PLANTS: dict[str, Callable[[Arrays, int], None]] = {
+    "breakout_bar": _plant_breakout_bar,
+    "stop_bar": _plant_stop_bar,
+    "reversal_bar": _plant_reversal_bar,
+    "start_bar": _plant_start_bar,
+    "loaded_bar": _plant_loaded_bar,
+    "test_bar": _plant_test_bar,
+    "volume_surge": _plant_volume_surge,
+    "weak_uptrend": _plant_weak_uptrend,
+    "pin_down": _plant_pin_down,
+    "confluence": _plant_confluence,
+}
+
+
+def planted_symbols(symbols: list[str] | None = None) -> dict[str, str]:
+    """Symbol -> the strategy planted at the end of its daily series."""
+    symbols = demo_symbols() if symbols is None else symbols
+    names = list(PLANTS)
+    picked = symbols[PLANT_OFFSET::PLANT_EVERY]
+    return {sym: names[k % len(names)] for k, sym in enumerate(picked)}
+
+
+def _plant(rng: np.random.Generator, strategy: str, prev_close: float) -> Arrays:
+    """PLANT_DAYS daily bars: a quiet lead-in, the pattern on the last closed bar, a small forming bar."""
+    a = _lead_in(rng, PLANT_DAYS)
+    t = PLANT_DAYS - 2
+    PLANTS[strategy](a, t)
+    _bar(a, t + 1, 0.001, 0.002, 0.002, 0.5 * a["volume"][t])
+    scale = _log_uniform(rng, PLANT_USD_VOLUME) / (a["volume"][t] * a["close"][t] * prev_close)
+    out = {col: a[col] * prev_close for col in ("open", "high", "low", "close")}
+    out["volume"] = a["volume"] * scale
+    return out
+
+
+def _split_days(day: Arrays, parts: int, rng: np.random.Generator) -> Arrays:
+    """Split each day into ``parts`` sub-bars whose aggregate is the day exactly.
+
+    The sub-bar closes follow a Brownian bridge from the day's open to its close inside its
+    range; one sub-bar touches the day's high and another its low; volume is split at random.
+    """
+    o, h, l, c, v = (day[col] for col in OHLCV_COLUMNS)
+    n = len(o)
+    walk = np.cumsum(rng.normal(size=(n, parts)), axis=1)
+    frac = np.arange(1, parts + 1) / parts
+    bridge = walk - frac[None, :] * walk[:, -1:]
+    wander = ((h - l) * 0.35 / math.sqrt(parts))[:, None]
+    points = o[:, None] + (c - o)[:, None] * frac[None, :] + bridge * wander
+    points = np.clip(np.concatenate([o[:, None], points], axis=1), l[:, None], h[:, None])
+    points[:, -1] = c
+    sub_open, sub_close = points[:, :-1], points[:, 1:]
+    top, bottom = np.maximum(sub_open, sub_close), np.minimum(sub_open, sub_close)
+    sub_high = top + (h[:, None] - top) * rng.uniform(0.0, 0.5, (n, parts))
+    sub_low = bottom - (bottom - l[:, None]) * rng.uniform(0.0, 0.5, (n, parts))
+    rows = np.arange(n)
+    at_high = rng.integers(0, parts, n)
+    at_low = (at_high + rng.integers(1, parts, n)) % parts if parts > 1 else at_high
+    sub_high[rows, at_high] = h
+    sub_low[rows, at_low] = l
+    weights = rng.gamma(2.0, size=(n, parts))
+    sub_volume = v[:, None] * weights / weights.sum(axis=1, keepdims=True)
+    return {
+        "open": sub_open.ravel(),
+        "high": sub_high.ravel(),
+        "low": sub_low.ravel(),
+        "close": sub_close.ravel(),
+        "volume": sub_volume.ravel(),
+    }
+
+
+def _frame(arrays: Arrays, index: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.DataFrame({col: np.asarray(arrays[col], dtype="float64") for col in OHLCV_COLUMNS}, index=index)
+
+
+class DemoClient(BaseExchangeClient):
+    """Synthetic exchange for demos and tests: same symbols and candles for the same ``now``."""
+
+    name = "demo"
+    default_base_url = "demo://offline"
+    page_limit = DEMO_PAGE_LIMIT
+    weekly_monday_aligned = True
+    intervals: ClassVar[dict[str, str]] = {interval: interval for interval in NATIVE_INTERVALS}
+
+    def __init__(
+        self,
+        timeframe: str = "1d",
+        base_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        now: datetime | pd.Timestamp | None = None,
+        symbol_count: int = DEMO_SYMBOL_COUNT,
+        **options: Any,
+    ) -> None:
+        super().__init__(timeframe=timeframe, base_url=base_url, session=session, **options)
+        stamp = pd.Timestamp(now if now is not None else datetime.now(UTC))
+        self.now = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        self.symbols = demo_symbols(symbol_count)
+        self.planted = planted_symbols(self.symbols)
+        self._known = set(self.symbols)
+        self._daily_cache: dict[str, pd.DataFrame] = {}
+
+    async def close(self) -> None:
+        """Nothing to release: the demo never opens a session."""
+
+    def _get_fetch_limit(self) -> int:
+        tf = get_timeframe(self.timeframe)
+        return daily_bars_needed(tf) if tf.aggregated and tf.native == "1d" else tf.bars
+
+    def parse_symbols(self, payload: Any) -> list[str]:
+        """The demo's listing is already a list of symbols."""
+        return sorted(payload)
+
+    async def get_all_spot_symbols(self) -> list[str]:
+        """All demo markets (one simulated request)."""
+        self.request_count += 1
+        return self.parse_symbols(self.symbols)
+
+    async def fetch_klines(
+        self, symbol: str, interval: str | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """The last ``limit`` bars of ``symbol``; the last row is the bar containing ``now``."""
+        interval = interval or get_timeframe(self.timeframe).native
+        if interval not in self.intervals:
+            raise ValueError(f"unknown interval {interval!r}; valid intervals: {', '.join(NATIVE_INTERVALS)}")
+        if symbol not in self._known:
+            raise BadSymbol(self.name, "unknown demo market", symbol=symbol)
+        limit = limit or self._get_fetch_limit()
+        self.request_count += max(1, math.ceil(limit / self.page_limit))
+        builders = {"4h": self._four_hourly, "1d": self._daily, "1w": self._weekly}
+        return builders[interval](symbol).iloc[-limit:]
+
+    def _daily(self, symbol: str) -> pd.DataFrame:
+        frame = self._daily_cache.get(symbol)
+        if frame is None:
+            rng = _rng(symbol, 0)
+            arrays = _random_walk(rng, DEMO_HISTORY_DAYS)
+            strategy = self.planted.get(symbol)
+            if strategy is not None:
+                cut = DEMO_HISTORY_DAYS - PLANT_DAYS
+                plant = _plant(_rng(symbol, 1), strategy, arrays["close"][cut - 1])
+                for col in OHLCV_COLUMNS:
+                    arrays[col][cut:] = plant[col]
+            last_day = self.now.floor("D")
+            index = pd.date_range(end=last_day, periods=DEMO_HISTORY_DAYS, freq="D", name="timestamp")
+            frame = _frame(arrays, index.as_unit("ms"))
+            self._daily_cache[symbol] = frame
+        return frame
+
+    def _four_hourly(self, symbol: str) -> pd.DataFrame:
+        daily = self._daily(symbol)
+        closed = {col: daily[col].to_numpy()[:-1] for col in OHLCV_COLUMNS}
+        forming = {col: daily[col].to_numpy()[-1:] for col in OHLCV_COLUMNS}
+        opened = self.now.hour // HOURS_PER_BAR + 1
+        parts = [
+            _split_days(closed, BARS_PER_DAY, _rng(symbol, 2)),
+            _split_days(forming, opened, _rng(symbol, 3)),
+        ]
+        arrays = {col: np.concatenate([p[col] for p in parts]) for col in OHLCV_COLUMNS}
+        step = pd.Timedelta(hours=HOURS_PER_BAR)
+        index = pd.date_range(start=daily.index[0], periods=len(arrays["open"]), freq=step, name="timestamp")
+        return _frame(arrays, index.as_unit("ms"))
+
+    def _weekly(self, symbol: str) -> pd.DataFrame:
+        """Monday-aligned weeks of the daily bars, as an exchange's native 1w would be."""
+        daily = self._daily(symbol)
+        monday = daily.index - pd.to_timedelta(daily.index.day_of_week, unit="D")
+        weekly = daily.groupby(monday).agg(
+            {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+        )
+        weekly.index = pd.DatetimeIndex(weekly.index, name="timestamp").as_unit("ms")
+        return weekly

@@ -1,0 +1,173 @@
+"""Candle store: one native fetch per (exchange, host, symbol, interval), every timeframe served from it.
+
+1d, 2d, 3d and 4d always come from daily bars, and so does 1w when one page of daily bars is deep
+enough (or when the exchange's native weeks are not Monday-aligned, spec section 10). A scan's
+``plan`` sizes the daily fetch once for every timeframe it will scan, so a 1d,2d,3d,4d,1w scan
+costs one klines request per symbol where the page size allows. Concurrent requests for the same
+candles share one in-flight fetch; entries expire after ``CACHE_TTL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from exchanges.base_client import BaseExchangeClient
+from utils.timeframes import Timeframe, aggregate_daily, daily_bars_needed, get_timeframe
+
+# A notebook re-run after this many seconds sees fresh bars.
+CACHE_TTL_SECONDS = 300.0
+
+NativeKey = tuple[str, str, str, str]
+
+
+@dataclass
+class _Entry:
+    """Native candles of one key, the depth they were fetched with, and frames derived from them."""
+
+    frame: pd.DataFrame
+    depth: int
+    fetched_at: float
+    derived: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a timeframe's bars come from: a native interval and how many bars of it."""
+
+    interval: str
+    depth: int
+
+
+def source_of(client: BaseExchangeClient, timeframe: str | Timeframe) -> _Source:
+    """The native interval and depth that serve ``timeframe`` on ``client`` (module docstring)."""
+    tf = get_timeframe(timeframe)
+    if tf.native == "4h":
+        return _Source("4h", tf.bars)
+    if tf.native == "1w":
+        weekly_from_daily = client.page_limit >= daily_bars_needed(tf) or not client.weekly_monday_aligned
+        if not weekly_from_daily:
+            return _Source("1w", tf.bars)
+    return _Source("1d", daily_bars_needed(tf))
+
+
+class KlineCache:
+    """Process-wide candle store; ``clock`` is injectable so tests can move time."""
+
+    def __init__(self, ttl: float = CACHE_TTL_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[NativeKey, _Entry] = {}
+        self._inflight: dict[NativeKey, tuple[int, asyncio.Task[_Entry]]] = {}
+        self._stats = {"hits": 0, "misses": 0, "fetches": 0}
+        # Bumped by clear(): fetches started before a clear are not stored.
+        self._generation: dict[str | None, int] = {None: 0}
+
+    def clear(self, exchange: str | None = None) -> None:
+        """Drop stored frames (of one exchange, or all and the statistics too).
+
+        Fetches in flight finish for their waiters but are not stored.
+        """
+        self._generation[exchange] = self._generation.get(exchange, 0) + 1
+        if exchange is None:
+            self._entries.clear()
+            self._inflight.clear()
+            self._stats = dict.fromkeys(self._stats, 0)
+            return
+        for store in (self._entries, self._inflight):
+            for key in [k for k in store if k[0] == exchange]:
+                del store[key]
+
+    def _generation_of(self, exchange: str) -> tuple[int, int]:
+        return self._generation[None], self._generation.get(exchange, 0)
+
+    def stats(self) -> dict[str, int]:
+        """``hits`` (served without a new fetch), ``misses`` and ``fetches`` (native requests)."""
+        return {**self._stats, "entries": len(self._entries)}
+
+    async def get(
+        self,
+        client: BaseExchangeClient,
+        symbol: str,
+        timeframe: str | Timeframe,
+        plan: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """The bars of ``timeframe`` for ``symbol`` on ``client``, fetched at most once per TTL.
+
+        The frame is a shallow copy (copy-on-write): a caller adding columns leaves the store intact.
+
+        ``plan`` lists every timeframe the caller will scan with this client; the native fetch is
+        sized for the deepest of them that share its interval. Fetch errors propagate and are not
+        stored.
+        """
+        tf = get_timeframe(timeframe)
+        source = source_of(client, tf)
+        planned = (source_of(client, name) for name in plan or ())
+        depth = max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
+        key: NativeKey = (client.name, getattr(client, "base_url", ""), symbol, source.interval)
+        entry = await self._native(client, key, depth)
+        return self._derive(entry, tf, source).copy(deep=False)
+
+    async def _native(self, client: BaseExchangeClient, key: NativeKey, depth: int) -> _Entry:
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() - entry.fetched_at > self.ttl:
+            del self._entries[key]
+            entry = None
+        if entry is not None and entry.depth >= depth:
+            self._stats["hits"] += 1
+            return entry
+        running = self._inflight.get(key)
+        if running is not None and running[0] >= depth and _same_loop(running[1]):
+            self._stats["hits"] += 1
+            return await asyncio.shield(running[1])
+        self._stats["misses"] += 1
+        task = asyncio.ensure_future(self._fetch(client, key, depth))
+        task.add_done_callback(_retrieve_exception)
+        self._inflight[key] = (depth, task)
+        return await asyncio.shield(task)
+
+    async def _fetch(self, client: BaseExchangeClient, key: NativeKey, depth: int) -> _Entry:
+        generation = self._generation_of(key[0])
+        try:
+            self._stats["fetches"] += 1
+            frame = await client.fetch_klines(key[2], interval=key[3], limit=depth)
+            entry = _Entry(frame=frame, depth=depth, fetched_at=self.clock())
+            stored = self._entries.get(key)
+            fresher = stored is None or stored.depth <= depth or self.clock() - stored.fetched_at > self.ttl
+            if generation == self._generation_of(key[0]) and fresher:
+                self._entries[key] = entry
+            return entry
+        finally:
+            running = self._inflight.get(key)
+            if running is not None and running[1] is asyncio.current_task():
+                del self._inflight[key]
+
+    @staticmethod
+    def _derive(entry: _Entry, tf: Timeframe, source: _Source) -> pd.DataFrame:
+        """Slice the native frame to the timeframe's depth and aggregate it (memoised per entry)."""
+        cached = entry.derived.get(tf.name)
+        if cached is None:
+            native = entry.frame.iloc[-source.depth :] if len(entry.frame) > source.depth else entry.frame
+            cached = aggregate_daily(native, tf) if tf.aggregated and source.interval == "1d" else native
+            entry.derived[tf.name] = cached
+        return cached
+
+
+def _same_loop(task: asyncio.Task) -> bool:
+    try:
+        return task.get_loop() is asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+
+
+def _retrieve_exception(task: asyncio.Task) -> None:
+    """Mark a failed shared fetch as seen, so an abandoned one does not warn at shutdown."""
+    if not task.cancelled():
+        task.exception()
+
+
+kline_cache = KlineCache()

@@ -1,0 +1,132 @@
+"""The six scan timeframes as data, and the aggregation of daily bars into multi-day bars.
+
+Generic: no exchange code. 2d, 3d and 4d bars (and 1w bars when built locally) come from daily
+bars with fixed anchors, labelled by the period's start (strategies spec section 10, D9). The
+depth of every fetch derives from one constant, ``SCAN_BARS`` (spec section 9.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# Bars of each timeframe a scan wants. The deepest warm-up in spec 9.4 is volume surge's: 66 rows
+# for its last closed bar to be checkable; 100 covers every detector with room to spare.
+SCAN_BARS = 100
+
+OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+NATIVE_INTERVALS: tuple[str, ...] = ("4h", "1d", "1w")
+ONE_DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Timeframe:
+    """One scan timeframe.
+
+    ``native`` is the interval fetched from an exchange. ``period_days`` is the bar length in days
+    for timeframes that can be built from daily bars (1 for 1d itself, None for 4h); ``anchor`` is
+    the start of period 0 (spec section 10) for the aggregated ones.
+    """
+
+    name: str
+    native: str
+    period_days: int | None
+    anchor: pd.Timestamp | None
+    bars: int = SCAN_BARS
+
+    @property
+    def daily_based(self) -> bool:
+        """True when this timeframe can be built from daily bars (1d, 2d, 3d, 4d, 1w)."""
+        return self.period_days is not None
+
+    @property
+    def aggregated(self) -> bool:
+        """True when a bar spans several daily bars (2d, 3d, 4d, 1w)."""
+        return self.period_days is not None and self.period_days > 1
+
+
+def _utc(day: str) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+TIMEFRAME_NAMES: tuple[str, ...] = ("1w", "4d", "3d", "2d", "1d", "4h")
+TIMEFRAMES: dict[str, Timeframe] = {
+    "1w": Timeframe("1w", "1w", 7, _utc("2025-03-17")),  # a Monday: weeks open Monday 00:00 UTC
+    "4d": Timeframe("4d", "1d", 4, _utc("2025-03-22")),
+    "3d": Timeframe("3d", "1d", 3, _utc("2025-03-20")),
+    "2d": Timeframe("2d", "1d", 2, _utc("2025-03-20")),
+    "1d": Timeframe("1d", "1d", 1, None),
+    "4h": Timeframe("4h", "4h", None, None),
+}
+
+
+def get_timeframe(name: str | Timeframe) -> Timeframe:
+    """The timeframe called ``name``; ``ValueError`` listing the valid names otherwise."""
+    if isinstance(name, Timeframe):
+        return name
+    try:
+        return TIMEFRAMES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown timeframe {name!r}; valid timeframes: {', '.join(TIMEFRAME_NAMES)}"
+        ) from None
+
+
+def daily_bars_needed(timeframe: str | Timeframe) -> int:
+    """Daily bars to fetch for ``bars`` full periods plus the forming one (``bars`` for 1d)."""
+    tf = get_timeframe(timeframe)
+    if not tf.daily_based:
+        raise ValueError(f"timeframe {tf.name!r} is not built from daily bars")
+    if tf.period_days == 1:
+        return tf.bars
+    return tf.period_days * tf.bars + tf.period_days - 1
+
+
+def empty_ohlcv(unit: str = "ms") -> pd.DataFrame:
+    """An OHLCV frame with no rows and the normalised layout."""
+    index = pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit(unit)
+    return pd.DataFrame({col: pd.Series(dtype="float64") for col in OHLCV_COLUMNS}, index=index)
+
+
+def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataFrame:
+    """Multi-day bars from daily bars, exactly as spec section 10 (D9) builds them.
+
+    A daily bar on UTC date d belongs to period p = floor((d - anchor) / k days); each period takes
+    the first open, max high, min low, last close and summed volume, and is labelled anchor + p*k
+    days. An incomplete leading period (cut off by the fetch depth) is dropped unless it is also
+    the last one; the trailing period is kept even when incomplete (it is the forming bar).
+    """
+    tf = get_timeframe(timeframe)
+    if not tf.daily_based:
+        raise ValueError(f"timeframe {tf.name!r} is not built from daily bars")
+    index = pd.DatetimeIndex(daily.index)
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    unit = index.unit if len(index) else "ms"
+    if len(daily) == 0:
+        return empty_ohlcv(unit).rename_axis(daily.index.name)
+    if tf.period_days == 1:
+        return daily.loc[:, list(OHLCV_COLUMNS)].astype("float64")
+
+    k = tf.period_days
+    days = ((index.normalize() - tf.anchor) // ONE_DAY).to_numpy(dtype=np.int64)
+    period = np.floor_divide(days, k)
+    starts = np.flatnonzero(np.r_[True, period[1:] != period[:-1]])
+    counts = np.diff(np.r_[starts, len(period)])
+    ends = starts + counts - 1
+
+    values = {col: daily[col].to_numpy(dtype="float64") for col in OHLCV_COLUMNS}
+    out = {
+        "open": values["open"][starts],
+        "high": np.maximum.reduceat(values["high"], starts),
+        "low": np.minimum.reduceat(values["low"], starts),
+        "close": values["close"][ends],
+        "volume": np.add.reduceat(values["volume"], starts),
+    }
+    labels = tf.anchor + pd.to_timedelta(period[starts] * k, unit="D")
+    frame = pd.DataFrame(out, index=pd.DatetimeIndex(labels, name=daily.index.name).as_unit(unit))
+    if len(frame) > 1 and counts[0] < k:
+        frame = frame.iloc[1:]
+    return frame
