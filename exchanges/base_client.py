@@ -1,45 +1,168 @@
-"""Shared base of every exchange client (SKELETON: the exchange-layer work fills this in).
+"""Shared base of every exchange client: session, rate budget, retries, errors, candle parsing.
 
 Contract used by the rest of the project (keep these names and signatures):
 
 - ``BaseExchangeClient(timeframe="1d", base_url=None, session=None)``; async context manager;
-  ``await client.close()``.
+  ``await client.close()``. Extra keyword-only options: ``retry`` (a ``RetryPolicy``; tests pass
+  tiny delays) and ``clock`` (epoch seconds, for the paging windows).
 - class attributes: ``name`` (registry name), ``default_base_url``, ``page_limit`` (max candles per
   request), ``weekly_monday_aligned`` (native 1w bars open Monday 00:00 UTC).
-- ``await client.get_all_spot_symbols() -> list[str]``: tradable USDT markets.
+- ``await client.get_all_spot_symbols() -> list[str]``: tradable USDT markets (perpetuals for
+  futures clients), leveraged tokens excluded; a failed listing raises.
 - ``await client.fetch_klines(symbol, interval=None, limit=None) -> pd.DataFrame``: ``interval`` is
   one of our native names ``"4h" | "1d" | "1w"`` (default: the native interval of ``timeframe``),
   ``limit`` the number of most recent bars wanted (paginated when above ``page_limit``). Returns a
-  UTC DatetimeIndex of bar opens, oldest first, unique; float64 ``open high low close volume``.
-- ``client.request_count``: HTTP requests sent by this client (for summaries and benchmarks).
+  UTC DatetimeIndex of bar opens (unit ms, named ``timestamp``), oldest first, unique; float64
+  ``open high low close volume`` in base units; the forming bar last.
+- ``client.request_count``: HTTP requests sent by this client (for summaries and benchmarks);
+  ``exchanges.rate_limit.host_request_counts()`` has the per-host totals.
+
+A market subclass is declarations (paths, interval names, page size, row layout, time units, costs,
+budget, error envelope) plus the listing parser (spec/exchanges.md, STYLE.md point 1). The paging
+is uniform: windows of at most ``page_limit`` buckets going back from now, each sent with the
+market's start/end parameters (and ``limit`` where it does not conflict), so KuCoin futures'
+"oldest 200 of a wider window" and MEXC futures' 2000 cap never truncate a page.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
+import re
+import time
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import aiohttp
+import numpy as np
 import pandas as pd
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from exchanges.errors import (
+    BadResponse,
+    BadSymbol,
+    IPBanned,
+    RateLimited,
+    RequestTimeout,
+    TemporaryError,
+)
+from exchanges.rate_limit import (
+    CONNECTIONS_PER_CLIENT,
+    DEFAULT_BAN_S,
+    HostBudget,
+    RetryPolicy,
+    UsageHeaders,
+    get_budget,
+)
+from utils.config import get_base_url
+from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_timeframe
+
+COLUMNS: tuple[str, ...] = OHLCV_COLUMNS
+INTERVAL_MS: dict[str, int] = {"4h": 4 * 3_600_000, "1d": 86_400_000, "1w": 7 * 86_400_000}
+LEVERAGED_SUFFIXES: tuple[str, ...] = ("UP", "DOWN", "BULL", "BEAR")
+LEVERAGED_PATTERN = re.compile(r"\d+[LS]$")
+ERROR_SNIPPET_CHARS = 200
+
+RowField = int | str
+
+
+def is_leveraged(base: str, listed_bases: set[str] | frozenset[str] = frozenset()) -> bool:
+    """A leveraged token's base: ``BTC3L``/``ETH5S``, or ``<listed base>UP/DOWN/BULL/BEAR``.
+
+    The suffix rule needs the remainder to be a base listed in the same market (``BTCUP`` when
+    ``BTC`` trades) so that real coins ending in those letters (``JUP``, ``SYRUP``) stay; with no
+    listing given it applies to any remainder of two or more letters.
+    """
+    if LEVERAGED_PATTERN.search(base):
+        return True
+    for suffix in LEVERAGED_SUFFIXES:
+        stem = base[: -len(suffix)]
+        if base.endswith(suffix) and len(stem) >= 2 and (not listed_bases or stem in listed_bases):
+            return True
+    return False
+
+
+def empty_frame() -> pd.DataFrame:
+    """The frame of a market without candles: the right columns, dtypes and index type."""
+    return empty_ohlcv("ms")
+
+
+def _snippet(text: str) -> str:
+    return " ".join(text.split())[:ERROR_SNIPPET_CHARS]
+
+
+def _header_seconds(headers: Any, name: str) -> float | None:
+    value = headers.get(name)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+# Contract sizes of futures markets, filled by listing calls: (market, base_url) -> symbol -> size.
+_CONTRACT_SIZES: dict[tuple[str, str], dict[str, float]] = {}
+
+
+def reset_contract_sizes() -> None:
+    """Forget cached contract sizes (tests)."""
+    _CONTRACT_SIZES.clear()
 
 
 class BaseExchangeClient(ABC):
+    """HTTP plumbing and candle normalisation shared by all markets (see the module docstring)."""
+
     name: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     page_limit: ClassVar[int] = 1000
     weekly_monday_aligned: ClassVar[bool] = True
+
+    # Our interval names -> the exchange's.
+    intervals: ClassVar[dict[str, str]] = {}
+    listing_path: ClassVar[str] = ""
+    listing_params: ClassVar[dict[str, str]] = {}
+    listing_weight: ClassVar[float] = 1
+    klines_path: ClassVar[str] = ""
+    klines_params: ClassVar[dict[str, str]] = {}
+    klines_weight: ClassVar[float] = 1
+    symbol_param: ClassVar[str | None] = "symbol"
+    interval_param: ClassVar[str] = "interval"
+    start_param: ClassVar[str] = "startTime"
+    end_param: ClassVar[str] = "endTime"
+    limit_param: ClassVar[str | None] = "limit"  # None: the window alone sizes the page
+    request_time_unit: ClassVar[str] = "ms"  # unit of start/end parameters: "ms" or "s"
+    end_exclusive: ClassVar[bool] = False
+    # Candle rows: positions (or keys) of time, open, high, low, close, volume; time unit of rows.
+    row_fields: ClassVar[tuple[RowField, ...]] = (0, 1, 2, 3, 4, 5)
+    row_time_unit: ClassVar[str] = "ms"
+    contract_volume: ClassVar[bool] = False  # volume counted in contracts: x contract size
+    # Rate budget shared by every client with the same key.
+    budget_key: ClassVar[str] = ""
+    budget_limit: ClassVar[float] = 1
+    budget_period: ClassVar[float] = 1.0
+    usage_headers: ClassVar[UsageHeaders | None] = None
+    ban_statuses: ClassVar[frozenset[int]] = frozenset({418})
+    rate_limit_codes: ClassVar[frozenset[str]] = frozenset()
+    bad_symbol_codes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
         timeframe: str = "1d",
         base_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.timeframe = timeframe
-        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.base_url = (base_url or get_base_url(self.name, self.default_base_url)).rstrip("/")
         self._session = session
         self._owns_session = session is None
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
         self.request_count = 0
+        self._listing_lock: asyncio.Lock | None = None
 
     async def __aenter__(self) -> BaseExchangeClient:
         return self
@@ -48,24 +171,323 @@ class BaseExchangeClient(ABC):
         await self.close()
 
     async def close(self) -> None:
+        """Close the session if this client created it."""
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
 
-    @abstractmethod
+    # ------------------------------------------------------------------ declarations as methods
+
     def _get_interval_map(self) -> dict[str, str]:
         """Our native interval names (``4h``, ``1d``, ``1w``) -> the exchange's names."""
+        return dict(self.intervals)
 
-    @abstractmethod
+    def native_interval(self, timeframe: str | None = None) -> str:
+        """The interval fetched for ``timeframe`` (utils.timeframes); 1d where 1w is not Monday aligned."""
+        native = get_timeframe(timeframe or self.timeframe).native
+        if native == "1w" and not (self.weekly_monday_aligned and "1w" in self._get_interval_map()):
+            return "1d"
+        return native
+
     def _get_fetch_limit(self) -> int:
-        """Default number of bars fetched for ``self.timeframe``."""
+        """Default number of bars fetched for ``self.timeframe`` (daily bars when built from them)."""
+        tf = get_timeframe(self.timeframe)
+        if self.native_interval() == "1d" and tf.daily_based:
+            return daily_bars_needed(tf)
+        return tf.bars
 
-    @abstractmethod
-    async def get_all_spot_symbols(self) -> list[str]:
-        """Tradable USDT-quoted markets of this client (perpetuals for futures clients)."""
+    @property
+    def budget(self) -> HostBudget:
+        return get_budget(self.budget_key or self.name, self.budget_limit, self.budget_period)
 
-    @abstractmethod
+    def _klines_weight(self, count: int) -> float:
+        """Cost of one klines request of ``count`` bars in the budget's units."""
+        return self.klines_weight
+
+    def _klines_url_path(self, symbol: str) -> str:
+        return self.klines_path
+
+    def _kline_query(self, symbol: str, interval: str, start_ms: int, end_ms: int, count: int) -> dict:
+        """Query of one page: bars opening in ``[start_ms, end_ms]``, at most ``count`` of them."""
+        end = end_ms + 1 if self.end_exclusive else end_ms
+        if self.request_time_unit == "s":
+            start, end = -(-start_ms // 1000), end // 1000
+        else:
+            start = start_ms
+        params: dict[str, Any] = dict(self.klines_params)
+        if self.symbol_param:
+            params[self.symbol_param] = symbol
+        params[self.interval_param] = interval
+        params[self.start_param] = str(start)
+        params[self.end_param] = str(end)
+        if self.limit_param:
+            params[self.limit_param] = str(count)
+        return params
+
+    # ------------------------------------------------------------------ error envelope hooks
+
+    def _error_fields(self, body: Any) -> tuple[str | None, str | None]:
+        """The exchange's own (code, message) in an error body; Binance style by default."""
+        if isinstance(body, dict):
+            code = body.get("code")
+            msg = body.get("msg") or body.get("message")
+            return (None if code is None else str(code)), (None if msg is None else str(msg))
+        return None, None
+
+    def _envelope_error(self, body: Any) -> bool:
+        """True when an HTTP 200 body is an error envelope (Binance style: a ``code``/``msg`` dict)."""
+        if not (isinstance(body, dict) and "code" in body and "msg" in body):
+            return False
+        return str(body["code"]) not in ("0", "200")
+
+    def _unwrap(self, body: Any) -> Any:
+        """The payload inside a successful envelope (the body itself by default)."""
+        return body
+
+    def _is_bad_symbol(self, code: str | None, message: str | None, status: int) -> bool:
+        return code in self.bad_symbol_codes
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_CLIENT)
+            self._session = aiohttp.ClientSession(connector=connector)
+            self._owns_session = True
+        return self._session
+
+    def _check_ban(self, budget: HostBudget, symbol: str | None) -> None:
+        left = budget.ban_remaining()
+        if left > 0:
+            raise IPBanned(
+                self.name, f"IP banned, no request sent ({left:.0f}s left)", until=budget.banned_until,
+                symbol=symbol,
+            )
+
+    def _wait_seconds(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            return float(exc.retry_after)
+        policy = self.retry
+        step = min(policy.backoff_cap, policy.backoff_base * 2 ** (state.attempt_number - 1))
+        return step + random.uniform(0.0, policy.jitter)
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, TemporaryError):
+            return False
+        return not (isinstance(exc, RateLimited) and (exc.retry_after or 0) > self.retry.max_retry_after)
+
+    async def _get(self, path: str, params: dict | None = None, *, weight: float = 1,
+                   symbol: str | None = None) -> Any:
+        """GET ``path`` within the budget, retrying temporary errors; the unwrapped JSON payload."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait_seconds,
+            retry=retry_if_exception(self._should_retry),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send(path, params or {}, weight, symbol)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _send(self, path: str, params: dict, weight: float, symbol: str | None) -> Any:
+        budget = self.budget
+        self._check_ban(budget, symbol)
+        await budget.acquire(weight)
+        self._check_ban(budget, symbol)
+        self.request_count += 1
+        budget.request_count += 1
+        timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
+        try:
+            async with self._get_session().get(self.base_url + path, params=params, timeout=timeout) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except TimeoutError:
+            message = f"no answer within {self.retry.timeout}s"
+            raise RequestTimeout(self.name, message, symbol=symbol) from None
+        except aiohttp.ClientError as exc:
+            raise TemporaryError(self.name, f"connection failed: {exc!r}", symbol=symbol) from None
+        budget.observe(self.usage_headers, dict(headers))
+        return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
+
+    def _rate_limited(self, message: str, retry_after: float | None, kw: dict) -> RateLimited:
+        """A RateLimited error; a Retry-After also holds every client of the budget that long."""
+        if retry_after:
+            self.budget.pause(retry_after)
+        return RateLimited(self.name, message, retry_after=retry_after, **kw)
+
+    def _interpret(self, status: int, headers: Any, text: str, symbol: str | None) -> Any:
+        """Translate one HTTP answer into the payload or a typed error (STYLE.md point 2)."""
+        retry_after = _header_seconds(headers, "Retry-After")
+        try:
+            body: Any = json.loads(text)
+            parsed = True
+        except ValueError:
+            body, parsed = None, False
+        code, message = self._error_fields(body) if parsed else (None, None)
+        message = message or _snippet(text) or f"HTTP {status}"
+        kw = {"status": status, "code": code, "symbol": symbol}
+        if status in self.ban_statuses:
+            until = time.time() + (retry_after if retry_after is not None else DEFAULT_BAN_S)
+            self.budget.ban(until)
+            raise IPBanned(self.name, f"IP banned: {message}", until=until, **kw)
+        if status == 429:
+            raise self._rate_limited(message, retry_after, kw)
+        if status >= 500:
+            raise TemporaryError(self.name, message, **kw)
+        if not parsed:
+            raise BadResponse(self.name, f"body is not JSON: {_snippet(text)!r}", **kw)
+        if status >= 400 or self._envelope_error(body):
+            if code is not None and code in self.rate_limit_codes:
+                raise self._rate_limited(message, retry_after, kw)
+            if self._is_bad_symbol(code, message, status):
+                raise BadSymbol(self.name, message, **kw)
+            raise BadResponse(self.name, message, **kw)
+        try:
+            return self._unwrap(body)
+        except (KeyError, TypeError, IndexError) as exc:
+            message = f"unexpected body shape ({exc!r}): {_snippet(text)!r}"
+            raise BadResponse(self.name, message, **kw) from None
+
+    def parse_body(self, text: str, symbol: str | None = None) -> Any:
+        """The payload of an HTTP 200 body, or the typed error its envelope carries (fixture tests)."""
+        return self._interpret(200, {}, text, symbol)
+
+    # ------------------------------------------------------------------ candles
+
+    def _candle_rows(self, payload: Any) -> Sequence[Any]:
+        """The candle rows in ``payload`` (a list of arrays or objects by default)."""
+        return payload
+
+    def parse_klines(
+        self, payload: Any, symbol: str | None = None, contract_size: float = 1.0
+    ) -> pd.DataFrame:
+        """Normalise one klines payload: oldest first, unique bars, float64 columns, UTC ms index.
+
+        Values may be strings or numbers. Non-finite or negative values and high < low raise
+        ``BadResponse``; zero volume is kept (the scanner decides). ``contract_size`` converts
+        contract volume to base units.
+        """
+        try:
+            rows = list(self._candle_rows(payload))
+            if not rows:
+                return empty_frame()
+            columns = [[row[f] for row in rows] for f in self.row_fields]
+        except (KeyError, TypeError, IndexError) as exc:
+            message = f"candle rows have an unexpected shape ({exc!r})"
+            raise BadResponse(self.name, message, symbol=symbol) from None
+        numbers = [pd.to_numeric(pd.Series(col, dtype="object"), errors="coerce").to_numpy("float64")
+                   for col in columns]
+        times, values = numbers[0], np.column_stack(numbers[1:])
+        if not np.isfinite(times).all():
+            raise BadResponse(self.name, "candle with a missing or non-numeric open time", symbol=symbol)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            message = f"candle {int(times[row])} has {COLUMNS[col]}={columns[col + 1][row]!r}"
+            raise BadResponse(self.name, message, symbol=symbol)
+        inverted = values[:, 1] < values[:, 2]
+        if inverted.any():
+            row = int(np.flatnonzero(inverted)[0])
+            raise BadResponse(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
+        index = pd.to_datetime(times.astype("int64"), unit=self.row_time_unit, utc=True).as_unit("ms")
+        frame = pd.DataFrame(values, columns=list(COLUMNS), index=pd.DatetimeIndex(index, name="timestamp"))
+        frame["volume"] = frame["volume"] * contract_size
+        return self._tidy(frame)
+
+    @staticmethod
+    def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.sort_index(kind="stable")
+        return frame[~frame.index.duplicated(keep="last")]
+
+    async def _contract_size(self, symbol: str) -> float:
+        """Base units per contract of ``symbol``; fetches the listing once when it is not known."""
+        if not self.contract_volume:
+            return 1.0
+        key = (self.name, self.base_url)
+        sizes = _CONTRACT_SIZES.get(key, {})
+        if symbol not in sizes:
+            if self._listing_lock is None:
+                self._listing_lock = asyncio.Lock()
+            async with self._listing_lock:
+                if symbol not in _CONTRACT_SIZES.get(key, {}):
+                    await self.get_all_spot_symbols()
+            sizes = _CONTRACT_SIZES.get(key, {})
+        if symbol not in sizes:
+            raise BadSymbol(self.name, "not in the contract listing", symbol=symbol)
+        return sizes[symbol]
+
     async def fetch_klines(
         self, symbol: str, interval: str | None = None, limit: int | None = None
     ) -> pd.DataFrame:
-        """Normalised OHLCV frame of ``symbol``; see the module docstring."""
+        """The last ``limit`` bars of ``symbol`` (fewer for a younger market); see the module docstring."""
+        interval = interval or self.native_interval()
+        names = self._get_interval_map()
+        if interval not in names or interval not in INTERVAL_MS:
+            raise ValueError(f"{self.name}: interval {interval!r} not one of {sorted(names)}")
+        limit = int(limit or self._get_fetch_limit())
+        if limit <= 0:
+            return empty_frame()
+        size = await self._contract_size(symbol)
+        step = INTERVAL_MS[interval]
+        end = int(self.clock() * 1000)
+        pages: list[pd.DataFrame] = []
+        remaining = limit
+        while remaining > 0:
+            count = min(remaining, self.page_limit)
+            start = end - count * step + 1
+            payload = await self._get(
+                self._klines_url_path(symbol),
+                self._kline_query(symbol, names[interval], start, end, count),
+                weight=self._klines_weight(count),
+                symbol=symbol,
+            )
+            page = self.parse_klines(payload, symbol=symbol, contract_size=size)
+            if page.empty:
+                break
+            pages.append(page)
+            remaining -= count
+            if int(page.index.as_unit("ms").asi8[0]) >= start + step:
+                break  # nothing at the start of the window: the market is younger than that
+            end = start - 1
+        if not pages:
+            return empty_frame()
+        return self._tidy(pd.concat(pages[::-1])).iloc[-limit:]
+
+    # ------------------------------------------------------------------ listing
+
+    async def _fetch_listing(self) -> Any:
+        """The raw listing payload (one request by default; Bybit linear follows its cursor)."""
+        return await self._get(self.listing_path, dict(self.listing_params), weight=self.listing_weight)
+
+    @abstractmethod
+    def parse_symbols(self, payload: Any) -> list[str]:
+        """Tradable USDT markets (perpetuals on futures) in a listing payload, leveraged tokens excluded."""
+
+    def parse_contract_sizes(self, payload: Any) -> dict[str, float]:
+        """Symbol -> base units per contract, for markets whose volume is counted in contracts."""
+        return {}
+
+    async def get_all_spot_symbols(self) -> list[str]:
+        """Tradable USDT markets of this client (perpetuals for futures clients), sorted."""
+        try:
+            payload = await self._fetch_listing()
+            symbols = self.parse_symbols(payload)
+            if self.contract_volume:
+                _CONTRACT_SIZES.setdefault((self.name, self.base_url), {}).update(
+                    self.parse_contract_sizes(payload)
+                )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadResponse(self.name, f"listing has an unexpected shape ({exc!r})") from None
+        return sorted(symbols)
+
+
+__all__ = [
+    "BaseExchangeClient",
+    "COLUMNS",
+    "INTERVAL_MS",
+    "empty_frame",
+    "is_leveraged",
+    "reset_contract_sizes",
+]
