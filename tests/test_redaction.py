@@ -15,6 +15,7 @@ from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils.config import TelegramConfig
 from utils.logging import (
     REDACTED,
+    RedactingFilter,
     install_redaction,
     redact,
     register_secret,
@@ -126,10 +127,10 @@ def test_installing_twice_wraps_the_factory_once(clean_logging: None) -> None:
 
 def test_setup_logging_quiets_httpx_and_adds_one_handler(clean_logging: None) -> None:
     root = logging.getLogger()
-    before = len(root.handlers)
     setup_logging("DEBUG")
     setup_logging("INFO")
-    assert len(root.handlers) == before + 1
+    ours = [h for h in root.handlers if any(isinstance(f, RedactingFilter) for f in h.filters)]
+    assert len(ours) == 1
     assert root.level == logging.INFO
     assert logging.getLogger("httpx").level == logging.WARNING
 
