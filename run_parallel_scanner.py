@@ -17,7 +17,7 @@ from typing import Any
 
 from exchanges import EXCHANGE_NAMES, get_client
 from scanner.cache import KlineCache, kline_cache
-from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume
+from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
 from scanner.registry import STRATEGY_NAMES, resolve_strategies
 from scanner.results import ScanResult, ScanSummary
 from utils.timeframes import TIMEFRAME_NAMES, get_timeframe
@@ -96,11 +96,14 @@ async def _scan_exchange_timeframes(
 
     async def one(timeframe: str) -> ScanResult:
         result = await scan_exchange(
-            exchange, timeframe, strategies, client=client, cache=cache, plan=timeframes, **kwargs
+            exchange, timeframe, strategies, client=client, cache=cache, plan=timeframes,
+            partial_sink=sink, **kwargs,
         )
-        if send_telegram:
-            result.alerts = await deliver(result, users, telegram_channel)
-        sink.append(result)
+        try:
+            if send_telegram:
+                result.alerts = await deliver(result, users, telegram_channel)
+        finally:
+            sink.append(result)
         return result
 
     try:
@@ -146,7 +149,7 @@ async def run_parallel_multi_timeframes_all_exchanges(
     user_list = resolve_users(users)
     validate_bars(bars)
     min_volume_usd = validate_min_volume(min_volume_usd)
-    if send_telegram:
+    if validate_send_telegram(send_telegram):
         from scanner.notifier import validate_alert_targets
 
         validate_alert_targets(names, user_list, channel=telegram_channel)

@@ -2,6 +2,7 @@
 
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import (
+    BadCandles,
     BadResponse,
     BadSymbol,
     ExchangeError,
@@ -16,6 +17,7 @@ __all__ = [
     "EXCHANGES",
     "EXCHANGE_NAMES",
     "LIVE_EXCHANGE_NAMES",
+    "BadCandles",
     "BadResponse",
     "BadSymbol",
     "BaseExchangeClient",

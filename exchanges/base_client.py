@@ -4,7 +4,8 @@ Contract used by the rest of the project (keep these names and signatures):
 
 - ``BaseExchangeClient(timeframe="1d", base_url=None, session=None)``; async context manager;
   ``await client.close()``. Extra keyword-only options: ``retry`` (a ``RetryPolicy``; tests pass
-  tiny delays) and ``clock`` (epoch seconds, for the paging windows).
+  tiny delays; without it the process default of ``set_default_retry`` applies) and ``clock``
+  (epoch seconds, for the paging windows).
 - class attributes: ``name`` (registry name), ``default_base_url``, ``page_limit`` (max candles per
   request), ``weekly_monday_aligned`` (native 1w bars open Monday 00:00 UTC).
 - ``await client.get_all_spot_symbols() -> list[str]``: tradable USDT markets (perpetuals for
@@ -41,6 +42,7 @@ import pandas as pd
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from exchanges.errors import (
+    BadCandles,
     BadResponse,
     BadSymbol,
     IPBanned,
@@ -66,6 +68,35 @@ LEVERAGED_PATTERN = re.compile(r"\d+[LS]$")
 ERROR_SNIPPET_CHARS = 200
 
 RowField = int | str
+
+# Retry policy of clients built without one (None: RetryPolicy()'s defaults); see set_default_retry.
+_default_retry: RetryPolicy | None = None
+
+
+def set_default_retry(policy: RetryPolicy | None) -> None:
+    """Use ``policy`` for every client created from now on without an explicit ``retry``.
+
+    Scan-level code builds its clients from the registry, so this is how tests (tiny delays) and
+    unattended runs (a different timeout or attempt count) tune retries; ``None`` restores the
+    defaults.
+    """
+    global _default_retry
+    _default_retry = policy
+
+
+def default_retry() -> RetryPolicy:
+    """The retry policy a client gets when none is passed."""
+    return _default_retry or RetryPolicy()
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): capped exponential plus jitter.
+
+    ``base * 2**(attempt-1)``, at most ``backoff_cap``, plus a uniform ``[0, jitter]`` so that many
+    requests failing together do not come back together.
+    """
+    step = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
+    return step + (rng or random).uniform(0.0, policy.jitter)
 
 
 def is_leveraged(base: str, listed_bases: set[str] | frozenset[str] = frozenset()) -> bool:
@@ -159,10 +190,13 @@ class BaseExchangeClient(ABC):
         self.base_url = (base_url or get_base_url(self.name, self.default_base_url)).rstrip("/")
         self._session = session
         self._owns_session = session is None
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or default_retry()
         self.clock = clock
         self.request_count = 0
         self._listing_lock: asyncio.Lock | None = None
+        # Tasks inside _get right now: close() cancels them, so that a request whose caller has gone
+        # (a shielded shared fetch after a cancelled scan) cannot open a fresh, never-closed session.
+        self._requesting: set[asyncio.Task] = set()
 
     async def __aenter__(self) -> BaseExchangeClient:
         return self
@@ -171,7 +205,13 @@ class BaseExchangeClient(ABC):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client created it."""
+        """Cancel requests still in flight on this client, then close the session if it created it."""
+        current = asyncio.current_task()
+        orphans = [t for t in self._requesting if t is not current and not t.done()]
+        for task in orphans:
+            task.cancel()
+        if orphans:
+            await asyncio.wait(orphans)
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -268,9 +308,7 @@ class BaseExchangeClient(ABC):
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after:
             return float(exc.retry_after)
-        policy = self.retry
-        step = min(policy.backoff_cap, policy.backoff_base * 2 ** (state.attempt_number - 1))
-        return step + random.uniform(0.0, policy.jitter)
+        return backoff_delay(self.retry, state.attempt_number)
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, TemporaryError):
@@ -286,9 +324,15 @@ class BaseExchangeClient(ABC):
             retry=retry_if_exception(self._should_retry),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send(path, params or {}, weight, symbol)
+        task = asyncio.current_task()
+        if task is not None:
+            self._requesting.add(task)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._send(path, params or {}, weight, symbol)
+        finally:
+            self._requesting.discard(task)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _send(self, path: str, params: dict, weight: float, symbol: str | None) -> Any:
@@ -366,7 +410,7 @@ class BaseExchangeClient(ABC):
         """Normalise one klines payload: oldest first, unique bars, float64 columns, UTC ms index.
 
         Values may be strings or numbers. Non-finite or negative values and high < low raise
-        ``BadResponse``; zero volume is kept (the scanner decides). ``contract_size`` converts
+        ``BadCandles`` (a ``BadResponse``); zero volume is kept (the scanner decides). ``contract_size`` converts
         contract volume to base units.
         """
         try:
@@ -376,21 +420,21 @@ class BaseExchangeClient(ABC):
             columns = [[row[f] for row in rows] for f in self.row_fields]
         except (KeyError, TypeError, IndexError) as exc:
             message = f"candle rows have an unexpected shape ({exc!r})"
-            raise BadResponse(self.name, message, symbol=symbol) from None
+            raise BadCandles(self.name, message, symbol=symbol) from None
         numbers = [pd.to_numeric(pd.Series(col, dtype="object"), errors="coerce").to_numpy("float64")
                    for col in columns]
         times, values = numbers[0], np.column_stack(numbers[1:])
         if not np.isfinite(times).all():
-            raise BadResponse(self.name, "candle with a missing or non-numeric open time", symbol=symbol)
+            raise BadCandles(self.name, "candle with a missing or non-numeric open time", symbol=symbol)
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             row, col = map(int, np.argwhere(bad)[0])
             message = f"candle {int(times[row])} has {COLUMNS[col]}={columns[col + 1][row]!r}"
-            raise BadResponse(self.name, message, symbol=symbol)
+            raise BadCandles(self.name, message, symbol=symbol)
         inverted = values[:, 1] < values[:, 2]
         if inverted.any():
             row = int(np.flatnonzero(inverted)[0])
-            raise BadResponse(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
+            raise BadCandles(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
         index = pd.to_datetime(times.astype("int64"), unit=self.row_time_unit, utc=True).as_unit("ms")
         frame = pd.DataFrame(values, columns=list(COLUMNS), index=pd.DatetimeIndex(index, name="timestamp"))
         frame["volume"] = frame["volume"] * contract_size
@@ -487,7 +531,10 @@ __all__ = [
     "BaseExchangeClient",
     "COLUMNS",
     "INTERVAL_MS",
+    "backoff_delay",
+    "default_retry",
     "empty_frame",
     "is_leveraged",
     "reset_contract_sizes",
+    "set_default_retry",
 ]

@@ -73,6 +73,14 @@ class BadResponse(ExchangeError):
     """A body we cannot use: truncated JSON, an HTML page, an error envelope, bad candle rows."""
 
 
+class BadCandles(BadResponse):
+    """Candle rows that parse but cannot be trusted (null/NaN/negative values, high < low).
+
+    The request worked, the market's data did not: the scanner skips the symbol with this reason
+    rather than counting it as a failed request.
+    """
+
+
 # Names used by the seed and the issues.
 RateLimitError = RateLimited
 SymbolNotFound = BadSymbol

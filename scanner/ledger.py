@@ -7,14 +7,17 @@ the same bar are different keys: the closed bar confirms what the forming bar su
 
 Concurrency: every method is one short synchronous transaction, so calls from one event loop never
 interleave inside a transaction; :meth:`AlertLedger.lock` gives the notifier one ``asyncio.Lock``
-per (channel, chat) to hold while it plans and sends, so two concurrent ``send_alerts`` calls do not
-both send the same alert. WAL mode and a busy timeout let another process read meanwhile.
+per (database file, channel, chat) and event loop, to hold while it plans and sends, so two
+concurrent ``send_alerts`` calls do not both send the same alert, even through two ``AlertLedger``
+instances on the same file (the parallel scanner delivers each exchange's hits with its own).
+WAL mode and a busy timeout let another process read meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +98,12 @@ class LedgerEntry:
     sent_at: str | None
 
 
+# Per event loop: (database file, channel, chat) -> the lock every ledger on that file shares.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -110,7 +119,6 @@ class AlertLedger:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def close(self) -> None:
         self._conn.close()
@@ -122,8 +130,12 @@ class AlertLedger:
         self.close()
 
     def lock(self, channel: str, chat: str) -> asyncio.Lock:
-        """The lock to hold while planning and sending alerts of one channel to one chat."""
-        return self._locks.setdefault((channel, str(chat)), asyncio.Lock())
+        """The lock to hold while planning and sending alerts of one channel to one chat.
+
+        Shared by every ledger of this process on the same file (within the running event loop).
+        """
+        locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+        return locks.setdefault((str(self.path.resolve()), channel, str(chat)), asyncio.Lock())
 
     def get(self, key: AlertKey) -> LedgerEntry | None:
         row = self._conn.execute(f"SELECT * FROM alerts WHERE {_KEY_WHERE}", key.values()).fetchone()

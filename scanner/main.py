@@ -20,7 +20,7 @@ import pandas as pd
 
 from exchanges import get_client
 from exchanges.base_client import BaseExchangeClient
-from exchanges.errors import ExchangeError, IPBanned
+from exchanges.errors import BadCandles, ExchangeError, IPBanned
 from scanner.cache import KlineCache, kline_cache
 from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
 from scanner.results import AlertReport, Hit, ScanResult, ScanSummary
@@ -41,6 +41,9 @@ __all__ = [
     "analyse_frames",
     "progress_enabled",
     "validate_min_volume",
+    "validate_send_telegram",
+    "ban_reason",
+    "deliver",
     "kline_cache",
 ]
 
@@ -65,6 +68,20 @@ def validate_min_volume(min_volume_usd: Any) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"min_volume_usd must be a non-negative number, got {min_volume_usd!r}")
     return value
+
+
+def validate_send_telegram(send_telegram: Any) -> bool:
+    """A real bool: a string such as ``"false"`` would be truthy and send alerts by mistake."""
+    if not isinstance(send_telegram, bool):
+        raise ValueError(f"send_telegram must be True or False, got {send_telegram!r}")
+    return send_telegram
+
+
+def ban_reason(exc: IPBanned) -> str:
+    """What a summary says about an IP ban: until when (UTC), how long from now, and the exchange's text."""
+    left = max(exc.until - time.time(), 0.0)
+    until = pd.Timestamp(exc.until, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"IP banned for {left:.0f}s more (until {until}); no request sent meanwhile: {exc}"
 
 
 def validate_bars(bars: str) -> str:
@@ -191,13 +208,17 @@ async def scan_exchange(
     symbols: Iterable[str] | None = None,
     progress: bool | None = None,
     concurrency: int = FETCH_CONCURRENCY,
+    partial_sink: list[ScanResult] | None = None,
 ) -> ScanResult:
     """Scan one exchange x one timeframe for ``strategies``; never raises for exchange failures.
 
     Exchange-level failures (listing failed, IP ban, exchange down) end up in ``summary.error``;
-    per-symbol failures in ``summary.failed`` / ``summary.skipped``; detector failures in
+    per-symbol failures (requests that failed after their retries) in ``summary.failed``, unusable
+    candles (none, too few, bad values) in ``summary.skipped``; detector failures in
     ``summary.detector_errors``. ``client`` lets several timeframes share one session and rate
     budget; ``plan`` lists every timeframe the caller will scan with it (one daily fetch serves all).
+    When the scan is cancelled, its partial result (hits so far, ``summary.cancelled``) is appended
+    to ``partial_sink`` before the cancellation propagates.
     """
     get_timeframe(timeframe)
     names = resolve_strategies(strategies if not isinstance(strategies, str) else strategies)
@@ -215,6 +236,9 @@ async def scan_exchange(
     try:
         try:
             listed = list(symbols) if symbols is not None else await client.get_all_spot_symbols()
+        except IPBanned as exc:
+            summary.error = f"symbol listing failed: {ban_reason(exc)}"
+            return result
         except ExchangeError as exc:
             summary.error = f"symbol listing failed: {exc}"
             return result
@@ -225,6 +249,8 @@ async def scan_exchange(
         )
     except asyncio.CancelledError:
         summary.cancelled = True
+        if partial_sink is not None:
+            partial_sink.append(result)
         raise
     finally:
         summary.requests = client.request_count - requests_before
@@ -280,6 +306,10 @@ async def _fetch_and_analyse(
                 banned.append(exc)
                 summary.failed[symbol] = str(exc)
                 return
+            except BadCandles as exc:
+                summary.fetched += 1
+                summary.skipped[symbol] = f"bad candles: {exc}"
+                return
             except ExchangeError as exc:
                 summary.failed[symbol] = str(exc)
                 return
@@ -322,7 +352,7 @@ async def _fetch_and_analyse(
         if bar is not None:
             bar.close()
     if banned:
-        summary.error = f"IP banned: {banned[0]}"
+        summary.error = ban_reason(max(banned, key=lambda exc: exc.until))
     elif summary.listed and len(summary.failed) == summary.listed:
         summary.error = f"every symbol failed, e.g. {next(iter(summary.failed.values()))}"
     result.hits.sort(key=lambda h: (h.strategy, h.symbol))
@@ -338,10 +368,10 @@ async def _scan_and_alert(
     users: Sequence[str],
     **kwargs: Any,
 ) -> ScanResult:
-    from scanner.notifier import send_alerts, validate_alert_targets
+    from scanner.notifier import validate_alert_targets
 
     names = resolve_strategies(strategies)
-    if send_telegram:
+    if validate_send_telegram(send_telegram):
         validate_alert_targets(names, list(users), channel=telegram_channel)
     result = await scan_exchange(exchange, timeframe, names, **kwargs)
     if send_telegram:
