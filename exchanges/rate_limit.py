@@ -3,24 +3,40 @@
 Why one module: the limits, the safety margin and the retry constants live in one place
 (STYLE.md points 3 and 7). A ``HostBudget`` is process-wide and keyed by its budget name
 (``"bybit"`` is shared by the spot and linear clients), so concurrent scans of one host never
-exceed the published limit together. It combines three brakes:
+exceed the published limit together. It combines four brakes:
 
-- an ``aiolimiter.AsyncLimiter`` refilling ``SAFETY_MARGIN`` of the published limit per period,
-  with bursts of a tenth of it (so no window of the exchange, fixed or sliding, sees more than
-  ~99% of its limit), taken with the request's weight before sending;
+- a sliding log: a request is admitted only while the weight in flight, plus the weight answered
+  within the last ``period``, plus usage seen from other users of the IP, stays within
+  ``SAFETY_MARGIN`` of the published limit. A request's weight counts from its admission until
+  ``period`` after its answer, so whatever instant the exchange charged it at, no exchange window
+  of that length (fixed at any phase, or sliding) can see more than the allowance. Full bursts are
+  allowed, so a fixed-window exchange is used at its limit, not at an average rate;
+- at most ``MAX_IN_FLIGHT`` requests of the budget on the wire, so admission is close to sending
+  (a request admitted but queued for a connection would hold the budget for nothing);
 - a pause read from the exchange's live usage headers (``X-MBX-USED-WEIGHT-1M``,
   ``gw-ratelimit-remaining``/``-reset``, ``X-Gate-RateLimit-Requests-Remain``/``-Reset-Timestamp``,
-  ``X-Bapi-Limit-Status``/``-Reset-Timestamp``) or from a 429's ``Retry-After``;
+  ``X-Bapi-Limit-Status``/``-Reset-Timestamp``) or from a 429's ``Retry-After``. A used-weight
+  header (no reset given) is compared with the budget's own log: the part the log cannot explain is
+  other users' weight, held against the allowance for one ``period``; the exchange's window phase
+  never has to be guessed;
 - an IP ban (HTTP 418, Bybit's 403): every client of the budget refuses to send until it ends.
+
+The published limit of a budget can be overridden with ``SCANNER_<KEY>_RATE_LIMIT`` set to
+``"<capacity>/<window seconds>"`` or ``"<capacity>/<window seconds>/<margin>"`` (``<KEY>`` is the
+budget key in capitals, e.g. ``SCANNER_BINANCE_SPOT_RATE_LIMIT=1200/60`` for an IP shared with
+other tools), read when the budget is first used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
+import re
 import time
+import weakref
+from collections import deque
 from dataclasses import dataclass
-
-from aiolimiter import AsyncLimiter
 
 # Share of a published limit the client allows itself (the rest absorbs other users of the IP).
 SAFETY_MARGIN = 0.9
@@ -38,13 +54,22 @@ REQUEST_TIMEOUT_S = 20.0
 DEFAULT_BAN_S = 600.0
 # A usage-header pause is never longer than this (guards against a bogus reset header).
 MAX_HEADER_PAUSE_S = 60.0
-# The limiter refills continuously but lets only 1/BURST_SLICES of the budget through at once: a
-# leaky bucket holding the whole budget could send it twice within one exchange window.
-BURST_SLICES = 10
-# Added to every pause: the exchange's reset instant is rounded and its clock is not ours.
+# Added to every header or Retry-After pause: the exchange's reset instant is rounded and its clock
+# is not ours.
 PAUSE_SLACK_S = 0.1
+# Requests of one budget on the wire at once; each client's connection pool is as large, so an
+# admitted request is sent at once.
+MAX_IN_FLIGHT = 32
 # Simultaneous connections per client session.
-CONNECTIONS_PER_CLIENT = 16
+CONNECTIONS_PER_CLIENT = MAX_IN_FLIGHT
+# Shortest wait of a queued request (guards against spinning on clock rounding).
+MIN_WAIT_S = 0.001
+# Tolerance of weight comparisons (limits times a margin are not exact in binary floats).
+WEIGHT_EPS = 1e-9
+# Weight of the cheapest request: a full window pauses until at least this much frees.
+SMALLEST_WEIGHT = 1.0
+# Environment override of a budget's published limit (module docstring).
+LIMIT_ENV = "SCANNER_{key}_RATE_LIMIT"
 
 
 @dataclass(frozen=True)
@@ -63,10 +88,10 @@ class RetryPolicy:
 class UsageHeaders:
     """Where an exchange reports its live budget use.
 
-    Either ``used`` (weight used in the current window, Binance style: windows are the budget's
-    period aligned on the epoch, e.g. clock minutes) or ``remaining`` with ``limit`` and ``reset``;
-    ``reset_kind`` says whether the reset header is an epoch timestamp (``"epoch"``, seconds or ms,
-    detected by size) or a countdown in ms (``"delta_ms"``, KuCoin).
+    Either ``used`` (weight used in the exchange's current window, Binance style, no reset given)
+    or ``remaining`` with ``limit`` and ``reset``; ``reset_kind`` says whether the reset header is an
+    epoch timestamp (``"epoch"``, seconds or ms, detected by size) or a countdown in ms
+    (``"delta_ms"``, KuCoin).
     """
 
     used: str | None = None
@@ -89,28 +114,127 @@ def _epoch_seconds(value: float) -> float:
     return value / 1000.0 if value > 1e11 else value
 
 
-class HostBudget:
-    """The shared budget of one host (or one endpoint family): limiter, pause and ban state."""
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # called outside a running loop (a test feeding headers directly)
+        return None
 
-    def __init__(self, key: str, limit: float, period: float, margin: float = SAFETY_MARGIN) -> None:
+
+class HostBudget:
+    """The shared budget of one host (or one endpoint family): sliding log, pause and ban state.
+
+    ``acquire(weight)`` before sending, ``observe(headers, values)`` when the answer arrives: the
+    answer ends the request's flight and starts its ``period`` in the log. A request whose answer
+    never comes (timeout, dropped connection) ends its flight when its task acquires again or ends.
+    All times are epoch seconds (``time.time()``), like the exchanges' reset headers.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        limit: float,
+        period: float,
+        margin: float = SAFETY_MARGIN,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self.key = key
         self.limit = float(limit)
         self.period = float(period)
-        self.capacity = max(self.limit * margin, 1.0)
-        self.burst = max(self.capacity / BURST_SLICES, 1.0)
         self.margin = margin
+        self.capacity = max(self.limit * margin, 1.0)
+        self.max_in_flight = max(int(max_in_flight), 1)
         self.request_count = 0  # requests actually sent (counted by the client when it sends)
         self.banned_until = 0.0
         self.paused_until = 0.0
-        self._limiter: AsyncLimiter | None = None
+        self._log: deque[tuple[float, float]] = deque()  # (answered at, weight), oldest first
+        self._log_weight = 0.0
+        self._flying: dict[asyncio.Task | None, float] = {}
+        self._flying_weight = 0.0
+        self._external = 0.0  # other users' weight seen in a used-weight header ...
+        self._external_until = 0.0  # ... held against the allowance until then
+        self._answered = False  # until the first answer, one request at a time
+        self._header_driven = False  # the exchange reports ``remaining``: trust it over the log
+        self._room: float | None = None  # weight the last ``remaining`` header leaves us ...
+        self._room_until = 0.0  # ... valid until the exchange's window resets
+        self._watched: weakref.WeakSet[asyncio.Task] = weakref.WeakSet()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        self._changed: asyncio.Event | None = None
 
-    def _current_limiter(self) -> AsyncLimiter:
+    # ------------------------------------------------------------------ state
+
+    def _bind(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        """Loop-bound primitives for the running loop (a new loop starts with nothing in flight)."""
         loop = asyncio.get_running_loop()
-        if self._limiter is None or self._loop is not loop:
-            self._limiter = AsyncLimiter(self.burst, self.period / BURST_SLICES)
-            self._loop = loop
-        return self._limiter
+        if self._loop is not loop or self._lock is None or self._changed is None:
+            self._loop, self._lock, self._changed = loop, asyncio.Lock(), asyncio.Event()
+            self._flying.clear()
+            self._flying_weight = 0.0
+        return self._lock, self._changed
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.period
+        while self._log and self._log[0][0] <= horizon:
+            self._log_weight -= self._log.popleft()[1]
+        if not self._log:
+            self._log_weight = 0.0
+        if self._external_until <= now:
+            self._external = 0.0
+
+    def in_use(self, now: float | None = None) -> float:
+        """Weight held against the allowance now: in flight, answered within a period, others'."""
+        now = time.time() if now is None else now
+        self._expire(now)
+        return self._flying_weight + self._log_weight + self._external
+
+    def in_flight(self) -> int:
+        """Requests of this budget admitted and not yet answered."""
+        return len(self._flying)
+
+    def _finish(self, task: asyncio.Task | None) -> None:
+        """End the flight of ``task``'s request: its weight now leaves the log a period from now."""
+        weight = self._flying.pop(task, None)
+        if weight is None:
+            return
+        self._flying_weight = self._flying_weight - weight if self._flying else 0.0
+        self._log.append((time.time(), weight))
+        self._log_weight += weight
+        if self._changed is not None:
+            self._changed.set()
+
+    def _wait_for_room(self, weight: float, now: float) -> float:
+        """Seconds until ``weight`` more fits the allowance (``inf``: only an answer can make room)."""
+        excess = self.in_use(now) + weight - self.capacity
+        if excess <= WEIGHT_EPS:
+            return 0.0
+        expiries = [(answered + self.period, w) for answered, w in self._log]
+        if self._external > 0:
+            expiries.append((self._external_until, self._external))
+        expiries.sort()
+        freed = 0.0
+        for at, w in expiries:
+            freed += w
+            if freed >= excess - WEIGHT_EPS:
+                return at - now
+        return math.inf
+
+    def _probing(self, now: float) -> bool:
+        """True while the room left is unknown: before the first answer, and for a budget whose
+        exchange reports ``remaining``, after its window reset until the next answer says more."""
+        if self._room is not None and now >= self._room_until:
+            self._room = None
+        return not self._answered or (self._header_driven and self._room is None)
+
+    def _admission_delay(self, weight: float, now: float) -> float:
+        if len(self._flying) >= self.max_in_flight or (self._flying and self._probing(now)):
+            return math.inf
+        room_wait = 0.0
+        if self._room is not None and weight > self._room + WEIGHT_EPS:
+            room_wait = self._room_until - now
+        return max(self.paused_until - now, room_wait, self._wait_for_room(weight, now))
+
+    # ------------------------------------------------------------------ brakes
 
     def ban_remaining(self) -> float:
         """Seconds left of an IP ban (0 when none)."""
@@ -126,52 +250,119 @@ class HostBudget:
             self.paused_until = max(self.paused_until, until)
 
     async def acquire(self, weight: float) -> None:
-        """Wait for ``weight`` units of the local limiter outside any pause.
+        """Wait until ``weight`` fits the allowance outside any pause, then count it in flight.
 
-        A pause may start while this request queues for the limiter; it then waits the pause out
-        and queues again, so the requests held by a pause do not all leave at once when it ends.
+        Requests are admitted in arrival order (one waiter at a time holds the queue). A weight
+        above the allowance is charged as the whole allowance, so it can still be sent.
         """
-        while True:
-            while (wait := self.paused_until - time.time()) > 0:
-                await asyncio.sleep(wait)
-            await self._current_limiter().acquire(min(float(weight), self.burst))
-            if self.paused_until <= time.time():
-                return
+        lock, changed = self._bind()
+        weight = min(float(weight), self.capacity)
+        task = _current_task()
+        self._finish(task)  # this task's previous request never got an answer
+        async with lock:
+            while (delay := self._admission_delay(weight, time.time())) > 0:
+                changed.clear()
+                timeout = None if math.isinf(delay) else max(delay, MIN_WAIT_S)
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout)
+                except TimeoutError:
+                    pass
+            self._flying[task] = weight
+            self._flying_weight += weight
+            if self._room is not None:
+                self._room -= weight
+        if task is not None and task not in self._watched:
+            self._watched.add(task)
+            task.add_done_callback(self._finish)
 
     def observe(self, headers: UsageHeaders | None, values: dict[str, str]) -> None:
-        """Pause when the exchange's own usage headers say the budget is nearly used."""
+        """An answer arrived: end its flight, and read the exchange's usage headers if it has any."""
+        now = time.time()
+        self._answered = True
+        self._finish(_current_task())
         if headers is None:
             return
         lookup = {k.lower(): v for k, v in values.items()}
         if headers.used:
             used = _number(lookup.get(headers.used.lower()))
-            if used is not None and used >= self.limit * self.margin:
-                self.pause(self.period - (time.time() % self.period))
+            if used is not None:
+                self._note_used(used, now)
             return
         if not headers.remaining:
             return
         remaining = _number(lookup.get(headers.remaining.lower()))
         limit = _number(lookup.get(headers.limit.lower())) if headers.limit else None
         limit = limit or self.limit
-        if remaining is None or remaining > limit * (1.0 - self.margin):
+        if remaining is None:
             return
         reset = _number(lookup.get(headers.reset.lower())) if headers.reset else None
         if reset is None:
-            self.pause(self.period)
+            reset_in = self.period
         elif headers.reset_kind == "delta_ms":
-            self.pause(reset / 1000.0)
+            reset_in = reset / 1000.0
         else:
-            self.pause(_epoch_seconds(reset) - time.time())
+            reset_in = _epoch_seconds(reset) - now
+        reserve = limit * (1.0 - self.margin)
+        # Requests still in flight may not be in ``remaining`` yet: they come off the room too.
+        self._header_driven = True
+        self._room = remaining - reserve - self._flying_weight
+        self._room_until = now + min(max(reset_in, 0.0), MAX_HEADER_PAUSE_S) + PAUSE_SLACK_S
+        if remaining <= reserve + WEIGHT_EPS:
+            self.pause(reset_in)
+
+    def _note_used(self, used: float, now: float) -> None:
+        """Weight the exchange counts in its current window (Binance's ``X-MBX-USED-WEIGHT-1M``).
+
+        Every request the exchange counted in that window was answered within the last period or
+        is still in flight, so anything above that is other users': held for one period. When the
+        exchange's count is at the allowance, nothing is sent until enough of it has expired.
+        """
+        self._expire(now)
+        others = used - (self._log_weight + self._flying_weight)
+        if others > 0:
+            self._external = max(self._external, others)
+            self._external_until = now + self.period
+        if used >= self.capacity - WEIGHT_EPS:
+            wait = min(self._wait_for_room(SMALLEST_WEIGHT, now), self.period)
+            self.paused_until = max(self.paused_until, now + wait)
 
 
 _BUDGETS: dict[str, HostBudget] = {}
 
 
+def limit_override(key: str) -> tuple[float, float, float] | None:
+    """``(limit, period, margin)`` from ``SCANNER_<KEY>_RATE_LIMIT`` (module docstring), or None.
+
+    A malformed value raises ``ValueError`` naming the variable, rather than silently using the
+    published limit.
+    """
+    name = LIMIT_ENV.format(key=re.sub(r"[^A-Z0-9]", "_", key.upper()))
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    parts = raw.split("/")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (2, 3) or not all(math.isfinite(n) and n > 0 for n in numbers) or (
+        len(numbers) == 3 and numbers[2] > 1
+    ):
+        raise ValueError(f"{name}={raw!r}: expected '<capacity>/<window seconds>[/<margin 0-1>]', e.g. '1200/60'")
+    limit, period = numbers[:2]
+    return limit, period, numbers[2] if len(numbers) == 3 else SAFETY_MARGIN
+
+
 def get_budget(key: str, limit: float, period: float) -> HostBudget:
-    """The process-wide budget ``key``, created on first use with its published ``limit`` per ``period``."""
+    """The process-wide budget ``key``, created on first use with its published ``limit`` per ``period``.
+
+    ``SCANNER_<KEY>_RATE_LIMIT`` replaces the published values (module docstring).
+    """
     budget = _BUDGETS.get(key)
     if budget is None:
-        budget = _BUDGETS[key] = HostBudget(key, limit, period)
+        override = limit_override(key)
+        limit, period, margin = override if override is not None else (limit, period, SAFETY_MARGIN)
+        budget = _BUDGETS[key] = HostBudget(key, limit, period, margin)
     return budget
 
 

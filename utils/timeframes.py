@@ -19,6 +19,8 @@ SCAN_BARS = 100
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 NATIVE_INTERVALS: tuple[str, ...] = ("4h", "1d", "1w")
 ONE_DAY = pd.Timedelta(days=1)
+DAY_MS = 86_400_000
+EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -111,22 +113,28 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
         return daily.loc[:, list(OHLCV_COLUMNS)].astype("float64")
 
     k = tf.period_days
-    days = ((index.normalize() - tf.anchor) // ONE_DAY).to_numpy(dtype=np.int64)
-    period = np.floor_divide(days, k)
+    # Whole days since the epoch from milliseconds (floor division also normalises intraday opens).
+    days = index.as_unit("ms").asi8 // DAY_MS
+    period = np.floor_divide(days - _anchor_day(tf), k)
     starts = np.flatnonzero(np.r_[True, period[1:] != period[:-1]])
     counts = np.diff(np.r_[starts, len(period)])
     ends = starts + counts - 1
 
-    values = {col: daily[col].to_numpy(dtype="float64") for col in OHLCV_COLUMNS}
-    out = {
-        "open": values["open"][starts],
-        "high": np.maximum.reduceat(values["high"], starts),
-        "low": np.minimum.reduceat(values["low"], starts),
-        "close": values["close"][ends],
-        "volume": np.add.reduceat(values["volume"], starts),
-    }
-    labels = tf.anchor + pd.to_timedelta(period[starts] * k, unit="D")
-    frame = pd.DataFrame(out, index=pd.DatetimeIndex(labels, name=daily.index.name).as_unit(unit))
-    if len(frame) > 1 and counts[0] < k:
-        frame = frame.iloc[1:]
-    return frame
+    values = daily.loc[:, list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
+    out = np.empty((len(starts), len(OHLCV_COLUMNS)))
+    out[:, 0] = values[starts, 0]
+    out[:, 1] = np.maximum.reduceat(values[:, 1], starts)
+    out[:, 2] = np.minimum.reduceat(values[:, 2], starts)
+    out[:, 3] = values[ends, 3]
+    out[:, 4] = np.add.reduceat(values[:, 4], starts)
+    label_ms = (_anchor_day(tf) + period[starts] * k) * DAY_MS
+    labels = pd.DatetimeIndex(pd.to_datetime(label_ms, unit="ms", utc=True), name=daily.index.name).as_unit(unit)
+    if len(starts) > 1 and counts[0] < k:
+        return pd.DataFrame(out[1:], columns=list(OHLCV_COLUMNS), index=labels[1:])
+    return pd.DataFrame(out, columns=list(OHLCV_COLUMNS), index=labels)
+
+
+def _anchor_day(tf: Timeframe) -> int:
+    """Days from the epoch to the timeframe's anchor (period 0 starts there)."""
+    assert tf.anchor is not None
+    return int((tf.anchor - EPOCH) // ONE_DAY)
