@@ -120,6 +120,18 @@ def empty_frame() -> pd.DataFrame:
     return empty_ohlcv("ms")
 
 
+def _floats(values: list[Any]) -> np.ndarray:
+    """Numbers or numeric strings -> float64; anything unreadable (null, "abc") becomes NaN.
+
+    numpy parses numeric strings in C; only a column holding something else takes pandas' slower
+    element-wise coercion.
+    """
+    try:
+        return np.asarray(values, dtype="float64")
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy("float64")
+
+
 def _snippet(text: str) -> str:
     return " ".join(text.split())[:ERROR_SNIPPET_CHARS]
 
@@ -194,6 +206,8 @@ class BaseExchangeClient(ABC):
         self.clock = clock
         self.request_count = 0
         self._listing_lock: asyncio.Lock | None = None
+        self._symbols_lock: asyncio.Lock | None = None
+        self._symbols: list[str] | None = None
         # Tasks inside _get right now: close() cancels them, so that a request whose caller has gone
         # (a shielded shared fetch after a cancelled scan) cannot open a fresh, never-closed session.
         self._requesting: set[asyncio.Task] = set()
@@ -343,6 +357,7 @@ class BaseExchangeClient(ABC):
         self.request_count += 1
         budget.request_count += 1
         timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
+        headers = None
         try:
             async with self._get_session().get(self.base_url + path, params=params, timeout=timeout) as resp:
                 raw = await resp.read()
@@ -352,7 +367,9 @@ class BaseExchangeClient(ABC):
             raise RequestTimeout(self.name, message, symbol=symbol) from None
         except aiohttp.ClientError as exc:
             raise TemporaryError(self.name, f"connection failed: {exc!r}", symbol=symbol) from None
-        budget.observe(self.usage_headers, dict(headers))
+        finally:
+            # The request's flight ends now, answered or not; only an answer carries usage headers.
+            budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}))
         return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
 
     def _rate_limited(self, message: str, retry_after: float | None, kw: dict) -> RateLimited:
@@ -421,8 +438,7 @@ class BaseExchangeClient(ABC):
         except (KeyError, TypeError, IndexError) as exc:
             message = f"candle rows have an unexpected shape ({exc!r})"
             raise BadCandles(self.name, message, symbol=symbol) from None
-        numbers = [pd.to_numeric(pd.Series(col, dtype="object"), errors="coerce").to_numpy("float64")
-                   for col in columns]
+        numbers = [_floats(col) for col in columns]
         times, values = numbers[0], np.column_stack(numbers[1:])
         if not np.isfinite(times).all():
             raise BadCandles(self.name, "candle with a missing or non-numeric open time", symbol=symbol)
@@ -436,12 +452,15 @@ class BaseExchangeClient(ABC):
             row = int(np.flatnonzero(inverted)[0])
             raise BadCandles(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
         index = pd.to_datetime(times.astype("int64"), unit=self.row_time_unit, utc=True).as_unit("ms")
+        if contract_size != 1.0:
+            values[:, 4] *= contract_size
         frame = pd.DataFrame(values, columns=list(COLUMNS), index=pd.DatetimeIndex(index, name="timestamp"))
-        frame["volume"] = frame["volume"] * contract_size
         return self._tidy(frame)
 
     @staticmethod
     def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.index.is_monotonic_increasing and frame.index.is_unique:
+            return frame
         frame = frame.sort_index(kind="stable")
         return frame[~frame.index.duplicated(keep="last")]
 
@@ -456,7 +475,7 @@ class BaseExchangeClient(ABC):
                 self._listing_lock = asyncio.Lock()
             async with self._listing_lock:
                 if symbol not in _CONTRACT_SIZES.get(key, {}):
-                    await self.get_all_spot_symbols()
+                    await self._list_symbols()
             sizes = _CONTRACT_SIZES.get(key, {})
         if symbol not in sizes:
             raise BadSymbol(self.name, "not in the contract listing", symbol=symbol)
@@ -514,7 +533,21 @@ class BaseExchangeClient(ABC):
         return {}
 
     async def get_all_spot_symbols(self) -> list[str]:
-        """Tradable USDT markets of this client (perpetuals for futures clients), sorted."""
+        """Tradable USDT markets of this client (perpetuals for futures clients), sorted.
+
+        Listed once per client: every timeframe scanned with one client shares one listing call
+        (MEXC futures' listing alone costs as much as 100 klines calls). A failed listing is not
+        remembered, so the next caller asks again.
+        """
+        if self._symbols_lock is None:
+            self._symbols_lock = asyncio.Lock()
+        async with self._symbols_lock:
+            if self._symbols is None:
+                self._symbols = await self._list_symbols()
+        return list(self._symbols)
+
+    async def _list_symbols(self) -> list[str]:
+        """One listing call: the symbols, and the contract sizes of futures markets."""
         try:
             payload = await self._fetch_listing()
             symbols = self.parse_symbols(payload)

@@ -228,12 +228,22 @@ async def test_duplicate_or_unordered_rows_are_normalised(server, client, market
     await assert_reordered_rows_are_normalised(server, client, market, a_symbol(server, market), fault)
 
 
-async def test_failed_listing_raises_instead_of_returning_empty(server, client, market) -> None:
+async def test_failed_listing_raises_instead_of_returning_empty(server, market) -> None:
     server.add_fault("503", market=market, path="listing")
-    before = server.requests_by_kind[(market, "listing")]
-    with pytest.raises(TemporaryError):
-        await client.get_all_spot_symbols()
-    assert server.requests_by_kind[(market, "listing")] - before == client.retry.attempts
+    async with make_client(server, market) as fresh:
+        with pytest.raises(TemporaryError):
+            await fresh.get_all_spot_symbols()
+        assert server.requests_by_kind[(market, "listing")] == fresh.retry.attempts
+        server.clear_faults()
+        assert await fresh.get_all_spot_symbols() == sorted(server.usdt_symbols(market))
+
+
+@pytest.mark.parametrize("market", ["mexc_futures"])
+async def test_listing_is_requested_once_per_client_and_shared_by_concurrent_callers(server, market) -> None:
+    async with make_client(server, market) as fresh:
+        lists = await asyncio.gather(*(fresh.get_all_spot_symbols() for _ in range(5)))
+        assert lists[0] == lists[4] and lists[0]
+        assert server.requests_by_kind[(market, "listing")] == 1
 
 
 # ---------------------------------------------------------------------------------- budgets
