@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -94,12 +95,14 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
     """Sort and de-duplicate (unambiguous fixes); otherwise return a reason to skip the market."""
     if frame is None or frame.empty:
         return None, "no candles"
-    if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+    if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
         frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-    values = frame.loc[:, list(OHLCV)].to_numpy(dtype="float64")
+    if tuple(frame.columns) != OHLCV:
+        frame = frame.loc[:, list(OHLCV)]
+    values = frame.to_numpy(dtype="float64", copy=False)
     if not np.isfinite(values).all():
         return None, "candles with missing or non-numeric values"
-    if (values < 0).any():
+    if values.min() < 0:
         return None, "candles with negative values"
     if (values[:, 1] < values[:, 2]).any():
         return None, "candles with high below low"
@@ -262,6 +265,41 @@ async def scan_exchange(
     return result
 
 
+@dataclass
+class _BatchOutcome:
+    """What the worker thread found in one batch of fetched frames."""
+
+    hits: list[Hit]
+    errors: list[dict[str, str]]
+    skipped: dict[str, str]
+    filtered_out: int
+
+
+def prepare_and_analyse(
+    batch: Sequence[tuple[str, pd.DataFrame]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str,
+    threshold: float,
+) -> _BatchOutcome:
+    """Clean, volume-filter (spec 11: last closed bar) and analyse a batch; runs in a worker thread."""
+    kept: list[tuple[str, pd.DataFrame]] = []
+    skipped: dict[str, str] = {}
+    filtered_out = 0
+    for symbol, raw in batch:
+        frame, reason = clean_frame(raw)
+        if reason:
+            skipped[symbol] = reason
+            continue
+        if float(frame["volume"].iat[-2]) * float(frame["close"].iat[-2]) < threshold:
+            filtered_out += 1
+            continue
+        kept.append((symbol, frame))
+    hits, errors = analyse_frames(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
+    return _BatchOutcome(hits, errors, skipped, filtered_out)
+
+
 async def _fetch_and_analyse(
     client: BaseExchangeClient,
     symbols: list[str],
@@ -276,79 +314,76 @@ async def _fetch_and_analyse(
     show_progress: bool,
     concurrency: int,
 ) -> None:
+    """``concurrency`` workers fetch symbols in turn; full batches go to a worker thread.
+
+    A fixed pool of workers (not one task per symbol) keeps each event-loop step short however many
+    symbols are listed, and cleaning, filtering and detectors run off the loop.
+    """
     plan = tuple(plan) if plan is not None else (timeframe,)
-    semaphore = asyncio.Semaphore(max(1, concurrency))
-    ready: list[tuple[str, pd.DataFrame]] = []
-    analysing: list[asyncio.Task] = []
+    pending = iter(symbols)
+    fetched: list[tuple[str, pd.DataFrame]] = []
+    analysing: list[asyncio.Task[_BatchOutcome]] = []
     banned: list[IPBanned] = []
-
-    def flush() -> None:
-        if ready:
-            batch = ready.copy()
-            ready.clear()
-            analysing.append(
-                asyncio.create_task(
-                    asyncio.to_thread(analyse_frames, batch, strategies, summary.exchange, timeframe, bars)
-                )
-            )
-
-    async def fetch(symbol: str) -> None:
-        if banned:
-            summary.failed[symbol] = f"not fetched: {banned[0]}"
-            return
-        async with semaphore:
-            if banned:
-                summary.failed[symbol] = f"not fetched: {banned[0]}"
-                return
-            try:
-                frame = await cache.get(client, symbol, timeframe, plan=plan)
-            except IPBanned as exc:
-                banned.append(exc)
-                summary.failed[symbol] = str(exc)
-                return
-            except BadCandles as exc:
-                summary.fetched += 1
-                summary.skipped[symbol] = f"bad candles: {exc}"
-                return
-            except ExchangeError as exc:
-                summary.failed[symbol] = str(exc)
-                return
-            except (ValueError, KeyError, TypeError) as exc:
-                summary.failed[symbol] = f"unusable candles: {exc!r}"
-                return
-        summary.fetched += 1
-        frame, reason = clean_frame(frame)
-        if reason:
-            summary.skipped[symbol] = reason
-            return
-        last_closed = frame.iloc[-2]
-        if float(last_closed["volume"]) * float(last_closed["close"]) < threshold:
-            summary.filtered_out += 1
-            return
-        ready.append((symbol, frame))
-        if len(ready) >= PANEL_CHUNK:
-            flush()
-
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(symbols), desc=f"{summary.exchange} {timeframe}", unit="sym", leave=False)
-    tasks = [asyncio.create_task(fetch(symbol)) for symbol in symbols]
-    try:
-        for task in asyncio.as_completed(tasks):
-            await task
+
+    def flush() -> None:
+        if fetched:
+            batch = fetched.copy()
+            fetched.clear()
+            work = asyncio.to_thread(
+                prepare_and_analyse, batch, strategies, summary.exchange, timeframe, bars, threshold
+            )
+            analysing.append(asyncio.ensure_future(work))
+
+    async def fetch(symbol: str) -> None:
+        if banned:
+            summary.failed[symbol] = f"not fetched: {ban_reason(banned[0])}"
+            return
+        try:
+            frame = await cache.get(client, symbol, timeframe, plan=plan)
+        except IPBanned as exc:
+            banned.append(exc)
+            summary.failed[symbol] = str(exc)
+            return
+        except BadCandles as exc:
+            summary.fetched += 1
+            summary.skipped[symbol] = f"bad candles: {exc}"
+            return
+        except ExchangeError as exc:
+            summary.failed[symbol] = str(exc)
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            summary.failed[symbol] = f"unusable candles: {exc!r}"
+            return
+        summary.fetched += 1
+        fetched.append((symbol, frame))
+        if len(fetched) >= PANEL_CHUNK:
+            flush()
+
+    async def worker() -> None:
+        for symbol in pending:
+            await fetch(symbol)
             if bar is not None:
                 bar.update(1)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(concurrency, len(symbols))))]
+    try:
+        await asyncio.gather(*workers)
         flush()
         for done in asyncio.as_completed(analysing):
-            hits, errors = await done
-            result.hits.extend(hits)
-            summary.detector_errors.extend(errors)
+            outcome = await done
+            result.hits.extend(outcome.hits)
+            summary.detector_errors.extend(outcome.errors)
+            summary.skipped.update(outcome.skipped)
+            summary.filtered_out += outcome.filtered_out
     finally:
-        for task in tasks:
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, *analysing, return_exceptions=True)
+        await asyncio.gather(*workers, *analysing, return_exceptions=True)
         if bar is not None:
             bar.close()
     if banned:

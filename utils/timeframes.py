@@ -120,7 +120,8 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     counts = np.diff(np.r_[starts, len(period)])
     ends = starts + counts - 1
 
-    values = daily.loc[:, list(OHLCV_COLUMNS)].to_numpy(dtype="float64")
+    columns = daily if tuple(daily.columns) == OHLCV_COLUMNS else daily.loc[:, list(OHLCV_COLUMNS)]
+    values = columns.to_numpy(dtype="float64", copy=False)
     out = np.empty((len(starts), len(OHLCV_COLUMNS)))
     out[:, 0] = values[starts, 0]
     out[:, 1] = np.maximum.reduceat(values[:, 1], starts)
@@ -128,10 +129,10 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     out[:, 3] = values[ends, 3]
     out[:, 4] = np.add.reduceat(values[:, 4], starts)
     label_ms = (_anchor_day(tf) + period[starts] * k) * DAY_MS
-    labels = pd.DatetimeIndex(pd.to_datetime(label_ms, unit="ms", utc=True), name=daily.index.name).as_unit(unit)
-    if len(starts) > 1 and counts[0] < k:
-        return pd.DataFrame(out[1:], columns=list(OHLCV_COLUMNS), index=labels[1:])
-    return pd.DataFrame(out, columns=list(OHLCV_COLUMNS), index=labels)
+    first = 1 if len(starts) > 1 and counts[0] < k else 0
+    stamps = label_ms[first:].astype("datetime64[ms]").astype(f"datetime64[{unit}]")
+    labels = pd.DatetimeIndex(stamps, name=daily.index.name).tz_localize("UTC")
+    return pd.DataFrame(out[first:], columns=list(OHLCV_COLUMNS), index=labels)
 
 
 def _anchor_day(tf: Timeframe) -> int:
