@@ -162,6 +162,12 @@ def _hits_from_panel(
     return hits
 
 
+def _ohlcv_values(frame: pd.DataFrame) -> np.ndarray:
+    """The (bars, 5) float64 array of a frame's OHLCV columns, in that order."""
+    columns = frame if tuple(frame.columns) == OHLCV else frame.loc[:, list(OHLCV)]
+    return columns.to_numpy(dtype="float64", copy=False)
+
+
 def analyse_frames(
     frames: Sequence[tuple[str, pd.DataFrame]],
     strategies: Sequence[Strategy],
@@ -180,7 +186,8 @@ def analyse_frames(
     hits: list[Hit] = []
     errors: list[dict[str, str]] = []
     for group in groups.values():
-        stacked = [np.column_stack([f[col].to_numpy(dtype="float64") for _, f in group]) for col in OHLCV]
+        cube = np.stack([_ohlcv_values(f) for _, f in group], axis=1)
+        stacked = [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV))]
         for strategy in strategies:
             checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
             if not checked:
@@ -191,7 +198,8 @@ def analyse_frames(
             except Exception:
                 for symbol, frame in group:
                     try:
-                        single = [frame[col].to_numpy(dtype="float64")[:, None] for col in OHLCV]
+                        values = _ohlcv_values(frame)
+                        single = [np.ascontiguousarray(values[:, i : i + 1]) for i in range(len(OHLCV))]
                         out = strategy.panel(*single)
                         hits.extend(
                             _hits_from_panel(strategy, out, [(symbol, frame)], checked, exchange, timeframe)
