@@ -115,6 +115,17 @@ def is_leveraged(base: str, listed_bases: set[str] | frozenset[str] = frozenset(
     return False
 
 
+def without_leveraged(
+    markets: Sequence[dict], symbol: Callable[[dict], str], base: Callable[[dict], str]
+) -> list[str]:
+    """Symbols of ``markets`` (listing entries already selected as tradable USDT) minus leveraged tokens.
+
+    The bases listed in the same selection decide the UP/DOWN/BULL/BEAR rule (``is_leveraged``).
+    """
+    bases = {base(m) for m in markets}
+    return [symbol(m) for m in markets if not is_leveraged(base(m), bases)]
+
+
 def empty_frame() -> pd.DataFrame:
     """The frame of a market without candles: the right columns, dtypes and index type."""
     return empty_ohlcv("ms")
@@ -568,6 +579,7 @@ __all__ = [
     "default_retry",
     "empty_frame",
     "is_leveraged",
+    "without_leveraged",
     "reset_contract_sizes",
     "set_default_retry",
 ]

@@ -8,9 +8,10 @@ with prices as strings; errors are ``{"code": -1121, "msg": "Invalid symbol."}``
 from __future__ import annotations
 
 from abc import abstractmethod
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from exchanges.base_client import BaseExchangeClient, is_leveraged
+from exchanges.base_client import BaseExchangeClient, without_leveraged
 from exchanges.rate_limit import UsageHeaders
 
 BINANCE_INTERVALS = {"4h": "4h", "1d": "1d", "1w": "1w"}
@@ -37,8 +38,7 @@ class BinanceStyleClient(BaseExchangeClient):
 
     def parse_symbols(self, payload: Any) -> list[str]:
         selected = self._trading_symbols(payload)
-        bases = {s["baseAsset"] for s in selected}
-        return [s["symbol"] for s in selected if not is_leveraged(s["baseAsset"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("symbol"), base=itemgetter("baseAsset"))
 
 
 class BinanceSpotClient(BinanceStyleClient):

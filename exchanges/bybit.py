@@ -7,9 +7,10 @@ HTTP 403 (treated as an IP ban). Spot and linear share one IP budget of 600 requ
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from exchanges.base_client import BaseExchangeClient, is_leveraged
+from exchanges.base_client import BaseExchangeClient, without_leveraged
 from exchanges.errors import BadResponse
 from exchanges.rate_limit import UsageHeaders
 
@@ -62,8 +63,7 @@ class BybitClient(BaseExchangeClient):
 
     def parse_symbols(self, payload: Any) -> list[str]:
         selected = [s for s in payload["list"] if self._is_selected(s)]
-        bases = {s["baseCoin"] for s in selected}
-        return [s["symbol"] for s in selected if not is_leveraged(s["baseCoin"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("symbol"), base=itemgetter("baseCoin"))
 
 
 class BybitSpotClient(BybitClient):

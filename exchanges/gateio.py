@@ -9,9 +9,10 @@ Errors: ``{"label": "INVALID_CURRENCY_PAIR", "message": ...}``; 429 ``TOO_MANY_R
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from exchanges.base_client import BaseExchangeClient, is_leveraged
+from exchanges.base_client import BaseExchangeClient, without_leveraged
 from exchanges.rate_limit import UsageHeaders
 
 GATE_USAGE = UsageHeaders(
@@ -66,8 +67,7 @@ class GateSpotClient(GateClient):
             if p.get("quote") == "USDT" and p.get("trade_status") == "tradable"
             and all(p.get(f) in (None, "", 0, "0") for f in GATE_ETF_FIELDS)
         ]
-        bases = {p["base"] for p in selected}
-        return [p["id"] for p in selected if not is_leveraged(p["base"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("id"), base=itemgetter("base"))
 
 
 class GateFuturesClient(GateClient):
@@ -89,8 +89,9 @@ class GateFuturesClient(GateClient):
             if c["name"].endswith("_USDT") and c.get("status", "trading") == "trading"
             and not c.get("in_delisting", False)
         ]
-        bases = {c["name"].rsplit("_", 1)[0] for c in selected}
-        return [c["name"] for c in selected if not is_leveraged(c["name"].rsplit("_", 1)[0], bases)]
+        return without_leveraged(
+            selected, symbol=itemgetter("name"), base=lambda c: c["name"].rsplit("_", 1)[0]
+        )
 
     def parse_contract_sizes(self, payload: Any) -> dict[str, float]:
         return {c["name"]: float(c["quanto_multiplier"]) for c in payload if c.get("quanto_multiplier")}

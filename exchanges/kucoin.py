@@ -9,9 +9,10 @@ Every answer is ``{"code": "200000", "data": ...}``; 429000 means rate limited.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from exchanges.base_client import BaseExchangeClient, is_leveraged
+from exchanges.base_client import BaseExchangeClient, without_leveraged
 from exchanges.rate_limit import UsageHeaders
 
 KUCOIN_OK = "200000"
@@ -74,8 +75,7 @@ class KucoinSpotClient(KucoinClient):
 
     def parse_symbols(self, payload: Any) -> list[str]:
         selected = [s for s in payload if s.get("quoteCurrency") == "USDT" and s.get("enableTrading") is True]
-        bases = {s["baseCurrency"] for s in selected}
-        return [s["symbol"] for s in selected if not is_leveraged(s["baseCurrency"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("symbol"), base=itemgetter("baseCurrency"))
 
 
 class KucoinFuturesClient(KucoinClient):
@@ -103,8 +103,7 @@ class KucoinFuturesClient(KucoinClient):
 
     def parse_symbols(self, payload: Any) -> list[str]:
         selected = self._selected(payload)
-        bases = {c["baseCurrency"] for c in selected}
-        return [c["symbol"] for c in selected if not is_leveraged(c["baseCurrency"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("symbol"), base=itemgetter("baseCurrency"))
 
     def parse_contract_sizes(self, payload: Any) -> dict[str, float]:
         return {c["symbol"]: float(c["multiplier"]) for c in payload if c.get("multiplier") is not None}

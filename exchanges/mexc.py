@@ -8,9 +8,10 @@ errors as ``{"success": false, "code": ..., "message": ...}`` (510 = too frequen
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from exchanges.base_client import BaseExchangeClient, is_leveraged
+from exchanges.base_client import BaseExchangeClient, without_leveraged
 from exchanges.binance import BinanceStyleClient
 
 MEXC_SPOT_INTERVALS = {"4h": "4h", "1d": "1d", "1w": "1W"}
@@ -104,8 +105,7 @@ class MexcFuturesClient(BaseExchangeClient):
 
     def parse_symbols(self, payload: Any) -> list[str]:
         selected = self._selected(payload)
-        bases = {c["baseCoin"] for c in selected}
-        return [c["symbol"] for c in selected if not is_leveraged(c["baseCoin"], bases)]
+        return without_leveraged(selected, symbol=itemgetter("symbol"), base=itemgetter("baseCoin"))
 
     def parse_contract_sizes(self, payload: Any) -> dict[str, float]:
         return {c["symbol"]: float(c["contractSize"]) for c in payload if c.get("contractSize") is not None}
