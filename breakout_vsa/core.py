@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from breakout_vsa import helpers as hp
+from breakout_vsa.helpers import OHLCV_COLUMNS, frame_arrays
 from breakout_vsa.strategies import breakout_bar, loaded_bar, reversal_bar, start_bar, stop_bar
 
-OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
 # Spec 2.1: option -> valid values (exact, case-sensitive).
 VALID_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -404,14 +404,6 @@ test_bar_math.__test__ = False  # type: ignore[attr-defined]
 # ---------------------------------------------------------------------------------------------
 # Per-frame call shapes (the seed's API)
 # ---------------------------------------------------------------------------------------------
-
-
-def frame_arrays(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """(o, h, l, c, v) of a frame as float64 (n, 1) copies; ``ValueError`` naming a missing column."""
-    for column in OHLCV_COLUMNS:
-        if column not in df.columns:
-            raise ValueError(f"input frame has no {column!r} column (required: {', '.join(OHLCV_COLUMNS)})")
-    return tuple(df[column].to_numpy(dtype=np.float64, copy=True).reshape(-1, 1) for column in OHLCV_COLUMNS)
 
 
 def _as_frame_result(index: pd.Index, math: PanelDict) -> tuple[pd.Series, pd.DataFrame]:

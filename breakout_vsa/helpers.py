@@ -343,3 +343,18 @@ def new_occurrence(pattern: np.ndarray) -> np.ndarray:
     """pattern[t] and not pattern[t-1], pattern[-1] counting as false (spec 3, 4)."""
     pattern = np.asarray(pattern, dtype=bool)
     return pattern & ~shift(pattern, 1, fill=False)
+
+
+OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+
+def frame_arrays(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(o, h, l, c, v) of a frame as float64 (n, 1) copies; ``ValueError`` naming a missing column.
+
+    The one conversion from the seed's DataFrame call shape to the panel cores (spec 1.1), used by
+    the VSA and the custom detectors' wrappers alike.
+    """
+    for column in OHLCV_COLUMNS:
+        if column not in df.columns:
+            raise ValueError(f"input frame has no {column!r} column (required: {', '.join(OHLCV_COLUMNS)})")
+    return tuple(df[column].to_numpy(dtype=np.float64, copy=True).reshape(-1, 1) for column in OHLCV_COLUMNS)

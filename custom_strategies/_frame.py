@@ -12,20 +12,12 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+from breakout_vsa.helpers import frame_arrays
 
 Panel = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-
-def frame_panel(df: pd.DataFrame) -> Panel:
-    """The five OHLCV columns as float64 (n, 1) arrays; ``ValueError`` names a missing column."""
-    for column in OHLCV_COLUMNS:
-        if column not in df.columns:
-            raise ValueError(f"input frame is missing the required column {column!r}")
-    return tuple(  # type: ignore[return-value]
-        np.array(df[column].to_numpy(dtype="float64"), dtype="float64").reshape(-1, 1)
-        for column in OHLCV_COLUMNS
-    )
+# The frame -> (n, 1) panel conversion is the VSA package's, shared by every detector wrapper.
+frame_panel = frame_arrays
 
 
 def evaluated_row(n_rows: int, check_bar: int) -> int | None:

@@ -28,14 +28,13 @@ from scanner.cache import KlineCache, kline_cache
 from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
 from scanner.results import AlertReport, Hit, ScanResult, ScanSummary
 from utils.config import volume_threshold
-from utils.timeframes import get_timeframe
+from utils.timeframes import OHLCV_COLUMNS, get_timeframe, ohlcv_only
 
 log = logging.getLogger(__name__)
 
 MIN_ROWS = 10  # spec 9.1: a market with fewer rows is skipped for every strategy
 FETCH_CONCURRENCY = 32  # in-flight candle requests per scan; the rate limiter does the pacing
 PANEL_CHUNK = 256  # symbols analysed together in one worker-thread call
-OHLCV = ("open", "high", "low", "close", "volume")
 # One thread for all detector work in the process: several CPU-bound threads starve the event loop
 # of the GIL (measured: 360 ms loop stalls at 2,000 symbols with the default pool, see bench/).
 _ANALYSIS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanner-detectors")
@@ -102,8 +101,7 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
         return None, "no candles"
     if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
         frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-    if tuple(frame.columns) != OHLCV:
-        frame = frame.loc[:, list(OHLCV)]
+    frame = ohlcv_only(frame)
     values = frame.to_numpy(dtype="float64", copy=False)
     if not np.isfinite(values).all():
         return None, "candles with missing or non-numeric values"
@@ -163,10 +161,10 @@ def _hits_from_panel(
     return hits
 
 
-def _ohlcv_values(frame: pd.DataFrame) -> np.ndarray:
-    """The (bars, 5) float64 array of a frame's OHLCV columns, in that order."""
-    columns = frame if tuple(frame.columns) == OHLCV else frame.loc[:, list(OHLCV)]
-    return columns.to_numpy(dtype="float64", copy=False)
+def _panel(frames: Sequence[tuple[str, pd.DataFrame]]) -> list[np.ndarray]:
+    """Equal-length frames side by side: one contiguous (bars, symbols) array per OHLCV column."""
+    cube = np.stack([ohlcv_only(f).to_numpy(dtype="float64", copy=False) for _, f in frames], axis=1)
+    return [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV_COLUMNS))]
 
 
 def analyse_frames(
@@ -187,8 +185,7 @@ def analyse_frames(
     hits: list[Hit] = []
     errors: list[dict[str, str]] = []
     for group in groups.values():
-        cube = np.stack([_ohlcv_values(f) for _, f in group], axis=1)
-        stacked = [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV))]
+        stacked = _panel(group)
         for strategy in strategies:
             checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
             if not checked:
@@ -199,14 +196,14 @@ def analyse_frames(
             except Exception:
                 for symbol, frame in group:
                     try:
-                        values = _ohlcv_values(frame)
-                        single = [np.ascontiguousarray(values[:, i : i + 1]) for i in range(len(OHLCV))]
-                        out = strategy.panel(*single)
+                        out = strategy.panel(*_panel([(symbol, frame)]))
                         hits.extend(
                             _hits_from_panel(strategy, out, [(symbol, frame)], checked, exchange, timeframe)
                         )
                     except Exception as exc:  # a detector bug must cost only this result
-                        log.warning("%s failed on %s %s %s: %r", strategy.name, exchange, timeframe, symbol, exc)
+                        log.warning(
+                            "%s failed on %s %s %s: %r", strategy.name, exchange, timeframe, symbol, exc
+                        )
                         errors.append({"symbol": symbol, "strategy": strategy.name, "reason": repr(exc)})
     return hits, errors
 
@@ -237,7 +234,7 @@ async def scan_exchange(
     to ``partial_sink`` before the cancellation propagates.
     """
     get_timeframe(timeframe)
-    names = resolve_strategies(strategies if not isinstance(strategies, str) else strategies)
+    names = resolve_strategies(strategies)
     selected = [get_strategy(name) for name in names]
     validate_bars(bars)
     threshold = volume_threshold(timeframe, validate_min_volume(min_volume_usd))
@@ -479,7 +476,9 @@ async def run_custom_scan(
     )
 
 
-async def load_candles(exchange: str, symbol: str, timeframe: str, cache: KlineCache | None = None) -> pd.DataFrame:
+async def load_candles(
+    exchange: str, symbol: str, timeframe: str, cache: KlineCache | None = None
+) -> pd.DataFrame:
     """The candles a scan of ``exchange`` x ``timeframe`` sees for ``symbol`` (through the cache)."""
     get_timeframe(timeframe)
     async with get_client(exchange, timeframe) as client:

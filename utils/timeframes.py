@@ -92,6 +92,11 @@ def empty_ohlcv(unit: str = "ms") -> pd.DataFrame:
     return pd.DataFrame({col: pd.Series(dtype="float64") for col in OHLCV_COLUMNS}, index=index)
 
 
+def ohlcv_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with exactly the OHLCV columns in order (the frame itself when it already is)."""
+    return frame if tuple(frame.columns) == OHLCV_COLUMNS else frame.loc[:, list(OHLCV_COLUMNS)]
+
+
 def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataFrame:
     """Multi-day bars from daily bars, exactly as spec section 10 (D9) builds them.
 
@@ -120,8 +125,7 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     counts = np.diff(np.r_[starts, len(period)])
     ends = starts + counts - 1
 
-    columns = daily if tuple(daily.columns) == OHLCV_COLUMNS else daily.loc[:, list(OHLCV_COLUMNS)]
-    values = columns.to_numpy(dtype="float64", copy=False)
+    values = ohlcv_only(daily).to_numpy(dtype="float64", copy=False)
     out = np.empty((len(starts), len(OHLCV_COLUMNS)))
     out[:, 0] = values[starts, 0]
     out[:, 1] = np.maximum.reduceat(values[:, 1], starts)
