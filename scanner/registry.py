@@ -59,24 +59,23 @@ def _build() -> dict[str, Strategy]:
     from custom_strategies.weak_uptrend import weak_uptrend_panel
 
     both = ("current", "closed")
+    # name -> (bars checked, minimum bars, panel core, kind); titles and channels come from the
+    # spec 9.3 tables below, so each fact is written once.
+    cores = {
+        "breakout_bar": (both, 50, breakout_bar_panel, "vsa"),
+        "stop_bar": (both, 50, stop_bar_panel, "vsa"),
+        "reversal_bar": (both, 14, reversal_bar_panel, "vsa"),
+        "start_bar": (both, 30, start_bar_panel, "vsa"),
+        "loaded_bar": (both, 50, loaded_bar_panel, "vsa"),
+        "test_bar": (both, 4, test_bar_panel, "vsa"),
+        "volume_surge": (both, 66, volume_surge_panel, "custom"),
+        "weak_uptrend": (("closed",), 7, weak_uptrend_panel, "custom"),
+        "pin_down": (("closed",), 5, pin_down_panel, "custom"),
+        "confluence": (both, 23, confluence_panel, "custom"),
+    }
     entries = [
-        Strategy("breakout_bar", "Breakout Bar", "start_trend", both, 50, breakout_bar_panel),
-        Strategy("stop_bar", "Stop Bar", "start_trend", both, 50, stop_bar_panel),
-        Strategy("reversal_bar", "Reversal Bar", "weakening_trend", both, 14, reversal_bar_panel),
-        Strategy("start_bar", "Start Bar", "start_trend", both, 30, start_bar_panel),
-        Strategy("loaded_bar", "Loaded Bar", "volume_surge", both, 50, loaded_bar_panel),
-        Strategy("test_bar", "Test Bar", "weakening_trend", both, 4, test_bar_panel),
-        Strategy(
-            "volume_surge", "Sudden Volume Surge", "volume_surge", both, 66, volume_surge_panel, "custom"
-        ),
-        Strategy(
-            "weak_uptrend", "Weak Uptrend Detection", "weakening_trend", ("closed",), 7,
-            weak_uptrend_panel, "custom",
-        ),
-        Strategy(
-            "pin_down", "Pin Down Detection", "weakening_trend", ("closed",), 5, pin_down_panel, "custom"
-        ),
-        Strategy("confluence", "Confluence Signal", "confluence", both, 23, confluence_panel, "custom"),
+        Strategy(name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind)
+        for name, (bars, min_bars, panel, kind) in cores.items()
     ]
     return {s.name: s for s in entries}
 
