@@ -70,3 +70,17 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config.reload()
     yield
     config.reload()
+
+
+def configure_telegram(
+    monkeypatch: pytest.MonkeyPatch, base_url: str, tokens: dict[str, str], chats: dict[str, str]
+) -> None:
+    """Point the scanner's Telegram config at a (fake) Bot API: a token per channel, a chat per user."""
+    from utils import config
+
+    monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", base_url)
+    for channel, token in tokens.items():
+        monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
+    for user, chat in chats.items():
+        monkeypatch.setenv(f"SCANNER_TELEGRAM_CHAT_{user.upper()}", chat)
+    config.reload()

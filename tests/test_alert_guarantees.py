@@ -21,6 +21,7 @@ from scanner.cache import KlineCache
 from scanner.ledger import STATUS_PENDING, STATUS_SENT, AlertLedger
 from scanner.notifier import SEND_ATTEMPTS
 from scanner.results import Hit, ScanResult
+from tests.conftest import configure_telegram
 from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils import config
 
@@ -33,12 +34,7 @@ TOKENS = {ch: make_token(400000000 + i, fill=chr(ord("K") + i)) for i, ch in enu
 async def api(monkeypatch: pytest.MonkeyPatch):
     """The fake Bot API with a token per channel and the chats of alice and bob configured."""
     async with FakeBotApi(valid_tokens=list(TOKENS.values())) as fake:
-        monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", fake.base_url())
-        for channel, token in TOKENS.items():
-            monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
-        for user, chat in CHATS.items():
-            monkeypatch.setenv(f"SCANNER_TELEGRAM_CHAT_{user.upper()}", chat)
-        config.reload()
+        configure_telegram(monkeypatch, fake.base_url(), TOKENS, CHATS)
         yield fake
 
 

@@ -28,6 +28,7 @@ from scanner import main as scanner_main
 from scanner.cache import KlineCache
 from scanner.main import FETCH_CONCURRENCY, MIN_ROWS, analyse_frames, clean_frame
 from scanner.registry import get_strategy
+from tests.conftest import configure_telegram
 from tests.fakes.exchange_server import FakeExchangeServer
 from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils import config
@@ -292,11 +293,8 @@ async def test_an_exchange_down_for_the_whole_scan_leaves_the_others_and_their_a
     token = make_token(300000001, "D")
     async with serving(monkeypatch, markets, symbols=30) as server, FakeBotApi(valid_tokens=[token]) as api:
         server.add_fault("down", market="gateio_spot", mode=mode)
-        monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", api.base_url())
-        for channel in config.CHANNELS:
-            monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
-        monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_DEFAULT", "4242")
-        config.reload()
+        every_channel = dict.fromkeys(config.CHANNELS, token)
+        configure_telegram(monkeypatch, api.base_url(), every_channel, {"default": "4242"})
         result = await rps.run_parallel_exchanges(
             "1d", "all", markets, send_telegram=True, min_volume_usd=0, cache=KlineCache(), progress=False
         )
@@ -369,11 +367,8 @@ async def test_a_detector_raising_on_one_symbol_loses_only_that_result_and_the_r
     monkeypatch.setitem(strategies, "test_bar", type(original)(**{**original.__dict__, "panel": buggy}))
     token = make_token(300000002, "E")
     async with FakeBotApi(valid_tokens=[token]) as api:
-        monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", api.base_url())
-        for channel in config.CHANNELS:
-            monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
-        monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_DEFAULT", "77")
-        config.reload()
+        every_channel = dict.fromkeys(config.CHANNELS, token)
+        configure_telegram(monkeypatch, api.base_url(), every_channel, {"default": "77"})
         result = await scanner_main.run_scan("1d", "all", "demo", send_telegram=True, cache=cache)
         delivered = "\n".join(m.text for m in api.messages_to("77"))
     summary = result.summaries[0]

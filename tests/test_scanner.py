@@ -10,6 +10,7 @@ import run_parallel_scanner as rps
 from scanner import main as scanner_main
 from scanner.cache import KlineCache
 from scanner.registry import STRATEGY_NAMES
+from tests.conftest import configure_telegram
 from tests.fakes.exchange_server import FakeExchangeServer
 from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils import config
@@ -136,12 +137,7 @@ async def test_a_detector_raising_on_one_symbol_loses_only_that_result(monkeypat
 async def test_alerts_reach_each_users_chat_through_the_bot_api(monkeypatch):
     tokens = {ch: make_token(100000000 + i, fill=chr(ord("A") + i)) for i, ch in enumerate(config.CHANNELS)}
     async with FakeBotApi(valid_tokens=list(tokens.values())) as api:
-        monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", api.base_url())
-        for channel, token in tokens.items():
-            monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
-        monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_ALICE", "1001")
-        monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_BOB", "1002")
-        config.reload()
+        configure_telegram(monkeypatch, api.base_url(), tokens, {"alice": "1001", "bob": "1002"})
         result = await rps.run_parallel_exchanges(
             "1d", "breakout_bar,volume_surge", ["demo"], users=["alice", "bob"], send_telegram=True,
             cache=KlineCache(),

@@ -21,6 +21,7 @@ from exchanges.base_client import reset_contract_sizes, set_default_retry
 from exchanges.rate_limit import RetryPolicy
 from scanner.cache import KlineCache
 from scanner.ledger import AlertLedger
+from tests.conftest import configure_telegram
 from tests.fakes.exchange_server import FakeExchangeServer
 from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils import config
@@ -103,12 +104,7 @@ async def test_no_token_in_any_log_line_error_or_summary_of_a_scan_and_send(monk
             server.add_fault("html", market="binance_spot", symbol=server.usdt_symbols("binance_spot")[0])
             for key, value in server.env().items():
                 monkeypatch.setenv(key, value)
-            monkeypatch.setenv("SCANNER_TELEGRAM_BASE_URL", api.base_url())
-            for channel, token in tokens.items():
-                monkeypatch.setenv(f"SCANNER_TELEGRAM_TOKEN_{channel.upper()}", token)
-            monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_ALICE", "2001")
-            monkeypatch.setenv("SCANNER_TELEGRAM_CHAT_BOB", "2002")
-            config.reload()
+            configure_telegram(monkeypatch, api.base_url(), tokens, {"alice": "2001", "bob": "2002"})
             api.add_fault("2002", "forbidden", times=100)
             api.add_fault("2001", "server_error", times=1)
             result = await rps.run_parallel_exchanges(
