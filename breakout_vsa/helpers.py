@@ -10,6 +10,14 @@ into one long series and rolled once with window bounds that restart at every co
 its C kernel once per panel instead of once per symbol; the kernels restart their running sums at
 each column start exactly as they do at the start of a single series, so each column is identical
 to ``pd.Series(column).rolling(N)``.
+
+Building a ``Series.rolling`` object costs about 0.2 ms (validation, signature inspection), more
+than the kernel itself on a 256-symbol panel, and a full scan makes tens of thousands of such calls.
+So the panel is handed straight to the kernels ``Series.rolling`` dispatches to (the same
+``pandas._libs.window.aggregations`` functions, with the same inf-to-NaN preparation and the same
+clipped square root for SD). That module is not public API: when it is missing or its signatures
+change, ``_rolling`` falls back to ``Series.rolling`` with the same window bounds, and
+``tests/test_vsa_properties.py`` pins both paths to ``DataFrame.rolling``, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,6 +27,11 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
+
+try:  # the kernels behind Series.rolling; see the module docstring
+    from pandas._libs.window import aggregations as _kernels
+except ImportError:  # pragma: no cover - depends on the installed pandas
+    _kernels = None
 
 __all__ = [
     "as_panel",
@@ -95,22 +108,57 @@ def _bounds(n: int, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return start, i + 1
 
 
-def _rolling(a: np.ndarray, size: int, stat: str, q: float = 0.5) -> np.ndarray:
-    """One pandas rolling statistic over every column of ``a``, NaN until ``size`` bars exist."""
+def _rolling_public(flat: np.ndarray, start: np.ndarray, end: np.ndarray, size: int, stat: str, q: float) -> np.ndarray:
+    """The statistic through ``Series.rolling`` (the reference the kernel path must equal)."""
+    roller = pd.Series(flat).rolling(_ColumnWindows(start, end), min_periods=size)
+    if stat == "quantile":
+        return roller.quantile(q, interpolation="linear").to_numpy()
+    if stat == "std":
+        return roller.std(ddof=1).to_numpy()
+    return getattr(roller, stat)().to_numpy()
+
+
+def _rolling_kernel(flat: np.ndarray, start: np.ndarray, end: np.ndarray, size: int, stat: str, q: float) -> np.ndarray:
+    """The statistic straight from the kernels ``Series.rolling`` calls, prepared as it prepares them."""
+    values = np.where(np.isinf(flat), np.nan, flat)
+    with np.errstate(all="ignore"):
+        if stat == "mean":
+            return np.asarray(_kernels.roll_mean(values, start, end, size))
+        if stat == "std":
+            var = np.asarray(_kernels.roll_var(values, start, end, size, ddof=1))
+            out = np.sqrt(var)
+            out[var < 0] = 0
+            return out
+        if stat == "quantile" and 0.0 < q < 1.0:
+            return np.asarray(
+                _kernels.roll_quantile(values, start, end, size, quantile=q, interpolation="linear")
+            )
+        name = "roll_min" if stat == "min" or (stat == "quantile" and q == 0.0) else "roll_max"
+        return np.asarray(getattr(_kernels, name)(values, start, end, size))
+
+
+def _rolling(a: np.ndarray, size: int, stat: str, q: float = 0.5, kernel: bool = True) -> np.ndarray:
+    """One pandas rolling statistic over every column of ``a``, NaN until ``size`` bars exist.
+
+    ``kernel=False`` forces the ``Series.rolling`` path (used to check the kernel path).
+    """
     arr = np.asarray(a, dtype=np.float64)
     panel = as_panel(arr)
     n, k = panel.shape
     if n == 0 or k == 0:
         return np.full(arr.shape, np.nan)
-    start, end = _bounds(n, k, int(size))
-    roller = pd.Series(np.ravel(panel, order="F")).rolling(_ColumnWindows(start, end), min_periods=int(size))
-    if stat == "quantile":
-        flat = roller.quantile(q, interpolation="linear")
-    elif stat == "std":
-        flat = roller.std(ddof=1)
-    else:
-        flat = getattr(roller, stat)()
-    return flat.to_numpy().reshape(k, n).T.reshape(arr.shape)
+    size = int(size)
+    start, end = _bounds(n, k, size)
+    flat = np.ravel(panel, order="F")
+    out = None
+    if kernel and _kernels is not None:
+        try:
+            out = _rolling_kernel(flat, start, end, size, stat, q)
+        except (AttributeError, TypeError):  # pragma: no cover - a pandas whose kernels changed
+            out = None
+    if out is None:
+        out = _rolling_public(flat, start, end, size, stat, q)
+    return out.reshape(k, n).T.reshape(arr.shape)
 
 
 def rolling_mean(a: np.ndarray, n: int) -> np.ndarray:

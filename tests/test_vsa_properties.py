@@ -107,12 +107,17 @@ def test_empty_frame_gives_an_empty_signal(name: str) -> None:
 
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 80), window=st.sampled_from([1, 3, 7, 14, 50]),
-       q=st.sampled_from([0.1, 0.5, 0.9]))
-def test_panel_rolling_helpers_equal_pandas_to_the_last_bit(seed: int, n: int, window: int, q: float) -> None:
-    """Spec 1.2: MEAN/SD/Q/MAX/MIN equal pandas' rolling per column, bit for bit."""
+       q=st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]), holes=st.booleans())
+def test_panel_rolling_helpers_equal_pandas_to_the_last_bit(
+    seed: int, n: int, window: int, q: float, holes: bool
+) -> None:
+    """Spec 1.2: MEAN/SD/Q/MAX/MIN equal pandas' rolling per column, bit for bit, also with NaN and inf."""
     rng = np.random.default_rng(seed)
     a = rng.lognormal(0, 3, (n, 3)) * np.array([1e-8, 1.0, 1e7])
     a[rng.random((n, 3)) < 0.2] = 1.0
+    if holes:
+        a[rng.random((n, 3)) < 0.05] = np.nan
+        a[rng.random((n, 3)) < 0.02] = np.inf
     frame = pd.DataFrame(a).rolling(window)
     pairs = [
         (hp.rolling_mean(a, window), frame.mean()),
@@ -123,6 +128,19 @@ def test_panel_rolling_helpers_equal_pandas_to_the_last_bit(seed: int, n: int, w
     ]
     for ours, theirs in pairs:
         np.testing.assert_array_equal(ours, theirs.to_numpy())
+
+
+@pytest.mark.parametrize("stat", ["mean", "std", "quantile", "max", "min"])
+def test_rolling_kernel_path_equals_the_series_rolling_path(stat: str) -> None:
+    """The direct kernel call (module docstring of helpers) and Series.rolling give the same bits."""
+    rng = np.random.default_rng(7)
+    a = rng.lognormal(0, 2, (300, 40))
+    a[rng.random(a.shape) < 0.03] = np.nan
+    a[rng.random(a.shape) < 0.01] = -np.inf
+    for window in (1, 14, 50):
+        np.testing.assert_array_equal(
+            hp._rolling(a, window, stat, 0.3), hp._rolling(a, window, stat, 0.3, kernel=False)
+        )
 
 
 def test_wma_weights_the_newest_bar_most() -> None:
