@@ -8,6 +8,7 @@ depth of every fetch derives from one constant, ``SCAN_BARS`` (spec section 9.4)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -108,22 +109,29 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     tf = get_timeframe(timeframe)
     if not tf.daily_based:
         raise ValueError(f"timeframe {tf.name!r} is not built from daily bars")
-    index = pd.DatetimeIndex(daily.index)
+    index = daily.index
+    if not isinstance(index, pd.DatetimeIndex):
+        index = pd.DatetimeIndex(index)
     if index.tz is None:
         index = index.tz_localize("UTC")
     unit = index.unit if len(index) else "ms"
     if len(daily) == 0:
         return empty_ohlcv(unit).rename_axis(daily.index.name)
     if tf.period_days == 1:
-        return daily.loc[:, list(OHLCV_COLUMNS)].astype("float64")
+        frame = ohlcv_only(daily)  # a new frame object either way: the caller's is never changed
+        return frame.copy(deep=False) if (frame.dtypes == "float64").all() else frame.astype("float64")
 
     k = tf.period_days
+    anchor = _anchor_day(tf)
     # Whole days since the epoch from milliseconds (floor division also normalises intraday opens).
     days = index.as_unit("ms").asi8 // DAY_MS
-    period = np.floor_divide(days - _anchor_day(tf), k)
-    starts = np.flatnonzero(np.r_[True, period[1:] != period[:-1]])
-    counts = np.diff(np.r_[starts, len(period)])
-    ends = starts + counts - 1
+    period = np.floor_divide(days - anchor, k)
+    change = np.empty(len(period), dtype=bool)
+    change[0] = True
+    np.not_equal(period[1:], period[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], len(period)) - 1
+    counts = ends - starts + 1
 
     values = ohlcv_only(daily).to_numpy(dtype="float64", copy=False)
     out = np.empty((len(starts), len(OHLCV_COLUMNS)))
@@ -132,13 +140,14 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     out[:, 2] = np.minimum.reduceat(values[:, 2], starts)
     out[:, 3] = values[ends, 3]
     out[:, 4] = np.add.reduceat(values[:, 4], starts)
-    label_ms = (_anchor_day(tf) + period[starts] * k) * DAY_MS
+    label_ms = (anchor + period[starts] * k) * DAY_MS
     first = 1 if len(starts) > 1 and counts[0] < k else 0
     stamps = label_ms[first:].astype("datetime64[ms]").astype(f"datetime64[{unit}]")
-    labels = pd.DatetimeIndex(stamps, name=daily.index.name).tz_localize("UTC")
-    return pd.DataFrame(out[first:], columns=list(OHLCV_COLUMNS), index=labels)
+    labels = pd.DatetimeIndex(stamps, dtype=pd.DatetimeTZDtype(unit, "UTC"), name=daily.index.name)
+    return pd.DataFrame(out[first:], columns=list(OHLCV_COLUMNS), index=labels, copy=False)
 
 
+@lru_cache(maxsize=None)
 def _anchor_day(tf: Timeframe) -> int:
     """Days from the epoch to the timeframe's anchor (period 0 starts there)."""
     assert tf.anchor is not None
