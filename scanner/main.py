@@ -129,21 +129,27 @@ def _hits_from_panel(
     strategy: Strategy,
     out: dict[str, np.ndarray],
     frames: Sequence[tuple[str, pd.DataFrame]],
+    stacked: Sequence[np.ndarray],
     checked: tuple[str, ...],
     exchange: str,
     timeframe: str,
 ) -> list[Hit]:
-    n = len(frames[0][1])
+    """One hit per symbol whose signal fires on a checked bar (the first of ``checked`` that does)."""
+    n = stacked[0].shape[0]
     closed_sig = out["signal"]
     current_sig = out.get("signal_current", closed_sig)
+    taken = np.zeros(len(frames), dtype=bool)
     hits = []
-    for col, (symbol, frame) in enumerate(frames):
-        for which in checked:
-            current = which == "current"
-            row = n - 1 if current else n - 2
-            if row < 0 or not bool((current_sig if current else closed_sig)[row, col]):
-                continue
-            close = float(frame["close"].iat[row])
+    for which in checked:
+        current = which == "current"
+        row = n - 1 if current else n - 2
+        if row < 0:
+            continue
+        fired = np.asarray((current_sig if current else closed_sig)[row], dtype=bool) & ~taken
+        taken |= fired
+        for col in np.flatnonzero(fired).tolist():
+            symbol, frame = frames[col]
+            close = float(stacked[3][row, col])
             hits.append(
                 Hit(
                     strategy=strategy.name,
@@ -153,11 +159,10 @@ def _hits_from_panel(
                     bar_time=frame.index[row],
                     current_bar=current,
                     close=close,
-                    volume_usd=float(frame["volume"].iat[row]) * close,
+                    volume_usd=float(stacked[4][row, col]) * close,
                     metrics=_row_metrics(out, row, col, current),
                 )
             )
-            break
     return hits
 
 
@@ -192,13 +197,14 @@ def analyse_frames(
                 continue
             try:
                 out = strategy.panel(*stacked)
-                hits.extend(_hits_from_panel(strategy, out, group, checked, exchange, timeframe))
+                hits.extend(_hits_from_panel(strategy, out, group, stacked, checked, exchange, timeframe))
             except Exception:
                 for symbol, frame in group:
                     try:
-                        out = strategy.panel(*_panel([(symbol, frame)]))
+                        single = _panel([(symbol, frame)])
+                        out = strategy.panel(*single)
                         hits.extend(
-                            _hits_from_panel(strategy, out, [(symbol, frame)], checked, exchange, timeframe)
+                            _hits_from_panel(strategy, out, [(symbol, frame)], single, checked, exchange, timeframe)
                         )
                     except Exception as exc:  # a detector bug must cost only this result
                         log.warning(
