@@ -42,9 +42,8 @@ import psutil
 from exchanges import get_client_class
 from exchanges.rate_limit import reset_budgets
 from scanner.cache import KlineCache
-from scanner.main import analyse_frames, clean_frame, scan_exchange
+from scanner.main import PANEL_CHUNK, prepare_and_analyse, scan_exchange
 from scanner.registry import STRATEGY_NAMES, get_strategy
-from utils.timeframes import SCAN_BARS, TIMEFRAMES, aggregate_daily, daily_bars_needed
 
 ALL_MARKETS: tuple[str, ...] = (
     "binance_spot", "binance_futures", "bybit_spot", "bybit_futures", "gateio_spot",
@@ -371,29 +370,22 @@ class ScanRun:
 async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) -> tuple[int, float]:
     """CPU seconds to aggregate and run every detector over one pass of ``timeframes`` on ``market``.
 
-    The native candles (daily deep enough for 1w, and 4h) are fetched first, untimed; then every
-    timeframe is built and every usable frame analysed (no volume filter: an upper bound of a real
-    pass). Returns (symbols, CPU seconds).
+    The native candles are fetched into a candle cache first, untimed. The timed part is what a
+    scan does with them: every timeframe read back from the cache (slicing and aggregation), then
+    cleaned and analysed in batches of ``PANEL_CHUNK`` by the scanner's own worker function, with
+    no volume filter (an upper bound of a real pass). Returns (symbols, CPU seconds).
     """
     strategies = [get_strategy(name) for name in STRATEGY_NAMES]
+    cache = KlineCache()
     async with get_client_class(market)() as client:
         symbols = await client.get_all_spot_symbols()
-        depth = {"1d": max(daily_bars_needed(tf) for tf in timeframes if TIMEFRAMES[tf].daily_based), "4h": SCAN_BARS}
-        natives = {
-            interval: await asyncio.gather(*(client.fetch_klines(s, interval, depth[interval]) for s in symbols))
-            for interval in depth
-        }
-    start = time.process_time()
-    for tf in timeframes:
-        timeframe = TIMEFRAMES[tf]
-        usable = []
-        for symbol, native in zip(symbols, natives["1d" if timeframe.daily_based else "4h"]):
-            frame = aggregate_daily(native, timeframe) if timeframe.daily_based else native
-            frame, reason = clean_frame(frame.iloc[-timeframe.bars - 1:])
-            if reason is None:
-                usable.append((symbol, frame))
-        analyse_frames(usable, strategies, market, tf)
-    return len(symbols), time.process_time() - start
+        await asyncio.gather(*(cache.get(client, s, tf, plan=timeframes) for s in symbols for tf in ("1d", "4h")))
+        start = time.process_time()
+        for tf in timeframes:
+            frames = [(s, await cache.get(client, s, tf, plan=timeframes)) for s in symbols]
+            for i in range(0, len(frames), PANEL_CHUNK):
+                prepare_and_analyse(frames[i : i + PANEL_CHUNK], strategies, market, tf, "both", 0.0)
+        return len(symbols), time.process_time() - start
 
 
 def measured_scan(symbols: int, markets: Sequence[str], timeframes: Sequence[str] = SIX_TIMEFRAMES,
