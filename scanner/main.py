@@ -8,7 +8,6 @@ serving the exchange requests while candles are analysed.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from exchanges import get_client
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import BadCandles, ExchangeError, IPBanned
 from scanner.cache import KlineCache, kline_cache
+from scanner.gc_guard import full_collections_paused
 from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
 from scanner.results import AlertReport, Hit, ScanResult, ScanSummary
 from utils.config import volume_threshold
@@ -262,17 +262,17 @@ async def scan_exchange(
             summary.error = f"symbol listing failed: {exc}"
             return result
         summary.listed = len(listed)
-        await _fetch_and_analyse(
-            client, listed, timeframe, selected, bars, threshold, cache, plan, summary, result,
-            progress_enabled(progress), concurrency,
-        )
+        with full_collections_paused():
+            await _fetch_and_analyse(
+                client, listed, timeframe, selected, bars, threshold, cache, plan, summary, result,
+                progress_enabled(progress), concurrency,
+            )
     except asyncio.CancelledError:
         summary.cancelled = True
         if partial_sink is not None:
             partial_sink.append(result)
         raise
     finally:
-        gc.unfreeze()  # frozen objects are collectable again once the scan is over
         summary.requests = client.request_count - requests_before
         summary.duration_s = time.perf_counter() - started
         for hit in result.hits:
@@ -348,9 +348,6 @@ async def _fetch_and_analyse(
         bar = tqdm(total=len(symbols), desc=f"{summary.exchange} {timeframe}", unit="sym", leave=False)
 
     def flush() -> None:
-        # Candles fetched so far live until the scan ends: moving them out of the collector's view
-        # keeps full collections short (277 ms pauses of the event loop at 2,000 symbols before).
-        gc.freeze()
         if fetched:
             batch = fetched.copy()
             fetched.clear()
