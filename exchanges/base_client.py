@@ -62,6 +62,9 @@ from utils.config import get_base_url
 from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_timeframe
 
 COLUMNS: tuple[str, ...] = OHLCV_COLUMNS
+_MS_PER_UNIT: dict[str, int] = {"s": 1000, "ms": 1}  # open-time units of candle rows
+_LAST_OPEN_MS = 7_258_118_400_000  # 2200-01-01: a later open time is garbage, not a candle
+_UTC_MS = pd.DatetimeTZDtype("ms", "UTC")
 INTERVAL_MS: dict[str, int] = {"4h": 4 * 3_600_000, "1d": 86_400_000, "1w": 7 * 86_400_000}
 LEVERAGED_SUFFIXES: tuple[str, ...] = ("UP", "DOWN", "BULL", "BEAR")
 LEVERAGED_PATTERN = re.compile(r"\d+[LS]$")
@@ -462,11 +465,14 @@ class BaseExchangeClient(ABC):
         if inverted.any():
             row = int(np.flatnonzero(inverted)[0])
             raise BadCandles(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
-        index = pd.to_datetime(times.astype("int64"), unit=self.row_time_unit, utc=True).as_unit("ms")
+        opens_ms = times * _MS_PER_UNIT[self.row_time_unit]
+        if not ((opens_ms >= 0) & (opens_ms < _LAST_OPEN_MS)).all():
+            raise BadCandles(self.name, "candle with an open time out of range", symbol=symbol)
+        stamps = opens_ms.astype("int64").astype("datetime64[ms]")
+        index = pd.DatetimeIndex(stamps, dtype=_UTC_MS, name="timestamp")
         if contract_size != 1.0:
             values[:, 4] *= contract_size
-        frame = pd.DataFrame(values, columns=list(COLUMNS), index=pd.DatetimeIndex(index, name="timestamp"))
-        return self._tidy(frame)
+        return self._tidy(pd.DataFrame(values, columns=list(COLUMNS), index=index, copy=False))
 
     @staticmethod
     def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
@@ -527,7 +533,8 @@ class BaseExchangeClient(ABC):
             end = start - 1
         if not pages:
             return empty_frame()
-        return self._tidy(pd.concat(pages[::-1])).iloc[-limit:]
+        frame = pages[0] if len(pages) == 1 else self._tidy(pd.concat(pages[::-1]))
+        return frame.iloc[-limit:] if len(frame) > limit else frame
 
     # ------------------------------------------------------------------ listing
 

@@ -204,6 +204,9 @@ def test_zero_volume_is_kept() -> None:
         ([0, 1, 2, 1, 1, "-5"], "volume"),
         ([0, 1, "inf", 1, 1, 1], "high"),
         ([0, 1, 1, 2, 1, 1], "high < low"),
+        (["abc", 1, 2, 1, 1, 1], "open time"),
+        ([-86_400_000, 1, 2, 1, 1, 1], "open time out of range"),
+        ([1e20, 1, 2, 1, 1, 1], "open time out of range"),
     ],
 )
 def test_bad_values_raise_bad_response_naming_the_problem(row: list, problem: str) -> None:
