@@ -129,6 +129,18 @@ def without_leveraged(
     return [symbol(m) for m in markets if not is_leveraged(base(m), bases)]
 
 
+def _release(retrying: AsyncRetrying) -> None:
+    """Break the reference cycles a finished ``AsyncRetrying`` leaves (tenacity 9).
+
+    Its pending actions refer back to it, and so does its call state. Left alone, every request
+    becomes some thirty objects of cyclic garbage that only a full collection frees: 127,000
+    objects and a 200 ms collection after a 4,000-request scan. Freed here, they go by reference
+    counting. tests/test_exchange_clients.py checks that a request leaves no cycles.
+    """
+    retrying.iter_state.reset()
+    retrying._retry_state = None  # noqa: SLF001 - set by __aiter__, read only by __anext__
+
+
 def empty_frame() -> pd.DataFrame:
     """The frame of a market without candles: the right columns, dtypes and index type."""
     return empty_ohlcv("ms")
@@ -361,6 +373,7 @@ class BaseExchangeClient(ABC):
                     return await self._send(path, params or {}, weight, symbol)
         finally:
             self._requesting.discard(task)
+            _release(retrying)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _send(self, path: str, params: dict, weight: float, symbol: str | None) -> Any:

@@ -7,12 +7,14 @@ rate budgets and the failure contracts of tests/exchange_contracts.py, for each 
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from tenacity import AsyncRetrying
 
 from exchanges import rate_limit
 from exchanges.base_client import reset_contract_sizes
@@ -310,3 +312,23 @@ async def test_env_base_url_is_used_when_none_is_given(server, market, monkeypat
     async with get_client(market, retry=FAST_RETRY, clock=lambda: server.now_ms / 1000) as c:
         assert c.base_url == server.base_url(market)
         assert await c.get_all_spot_symbols() == sorted(server.usdt_symbols(market))
+
+
+@pytest.mark.parametrize("market", ["binance_spot"])
+async def test_requests_leave_no_cyclic_garbage_behind(server, client, market) -> None:
+    """Retry state is freed by reference counting: no full collection is needed (base_client._release)."""
+    symbol = a_symbol(server, market)
+    server.add_fault("500", market=market, path="klines", times=1)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):  # the first one is retried once
+            await client.fetch_klines(symbol, "1d", 50)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        leftovers = [o for o in gc.garbage if isinstance(o, AsyncRetrying)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert leftovers == []
