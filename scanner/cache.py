@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
+from utils.candles import Candles
 from utils.timeframes import Timeframe, aggregate_daily, daily_bars_needed, get_timeframe
 
 # A notebook re-run after this many seconds sees fresh bars.
@@ -27,35 +28,42 @@ NativeKey = tuple[str, str, str, str]
 
 @dataclass
 class _Entry:
-    """Native candles of one key and the depth they were fetched with.
+    """Native candles of one key (compact arrays, see utils.candles) and the depth fetched.
 
     Derived timeframes are not kept: aggregating is well under a millisecond, while keeping five
     derived frames per symbol more than doubled a 5-exchange x 2,000-symbol scan's memory.
     """
 
-    frame: pd.DataFrame
+    candles: Candles
     depth: int
     fetched_at: float
 
 
 @dataclass(frozen=True)
-class _Source:
-    """Where a timeframe's bars come from: a native interval and how many bars of it."""
+class Source:
+    """Where a timeframe's bars come from: the last ``depth`` bars of a native ``interval``,
+    aggregated into the timeframe when ``aggregate`` (daily bars for 2d/3d/4d/1w)."""
 
     interval: str
     depth: int
+    aggregate: bool = False
+
+    def derive(self, native: Candles, timeframe: str | Timeframe) -> pd.DataFrame:
+        """The timeframe's bars, a new frame, from the native candles (deeper rows are cut first)."""
+        frame = native.tail(self.depth).frame()
+        return aggregate_daily(frame, timeframe) if self.aggregate else frame
 
 
-def source_of(client: BaseExchangeClient, timeframe: str | Timeframe) -> _Source:
+def source_of(client: BaseExchangeClient, timeframe: str | Timeframe) -> Source:
     """The native interval and depth that serve ``timeframe`` on ``client`` (module docstring)."""
     tf = get_timeframe(timeframe)
     if tf.native == "4h":
-        return _Source("4h", tf.bars)
+        return Source("4h", tf.bars)
     if tf.native == "1w":
         weekly_from_daily = client.page_limit >= daily_bars_needed(tf) or not client.weekly_monday_aligned
         if not weekly_from_daily:
-            return _Source("1w", tf.bars)
-    return _Source("1d", daily_bars_needed(tf))
+            return Source("1w", tf.bars)
+    return Source("1d", daily_bars_needed(tf), aggregate=tf.aggregated)
 
 
 class KlineCache:
@@ -101,11 +109,26 @@ class KlineCache:
     ) -> pd.DataFrame:
         """The bars of ``timeframe`` for ``symbol`` on ``client``, fetched at most once per TTL.
 
-        The frame is a shallow copy (copy-on-write): a caller adding columns leaves the store intact.
+        The frame is new at every call: a caller changing it leaves the store intact.
 
         ``plan`` lists every timeframe the caller will scan with this client; the native fetch is
         sized for the deepest of them that share its interval. Fetch errors propagate and are not
         stored.
+        """
+        native, source = await self.native(client, symbol, timeframe, plan)
+        return source.derive(native, timeframe)
+
+    async def native(
+        self,
+        client: BaseExchangeClient,
+        symbol: str,
+        timeframe: str | Timeframe,
+        plan: Iterable[str] | None = None,
+    ) -> tuple[Candles, Source]:
+        """The stored native candles behind ``timeframe`` and how to derive its bars (``get`` does).
+
+        A scan hands these to the analysis worker, which does the slicing and aggregation off the
+        event loop. The arrays are the stored ones, read-only.
         """
         tf = get_timeframe(timeframe)
         source = source_of(client, tf)
@@ -113,7 +136,7 @@ class KlineCache:
         depth = max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
         key: NativeKey = (client.name, getattr(client, "base_url", ""), symbol, source.interval)
         entry = await self._native(client, key, depth)
-        return self._derive(entry, tf, source).copy(deep=False)
+        return entry.candles, source
 
     async def _native(self, client: BaseExchangeClient, key: NativeKey, depth: int) -> _Entry:
         entry = self._entries.get(key)
@@ -138,7 +161,7 @@ class KlineCache:
         try:
             self._stats["fetches"] += 1
             frame = await client.fetch_klines(key[2], interval=key[3], limit=depth)
-            entry = _Entry(frame=frame, depth=depth, fetched_at=self.clock())
+            entry = _Entry(candles=Candles.from_frame(frame), depth=depth, fetched_at=self.clock())
             stored = self._entries.get(key)
             fresher = stored is None or stored.depth <= depth or self.clock() - stored.fetched_at > self.ttl
             if generation == self._generation_of(key[0]) and fresher:
@@ -148,12 +171,6 @@ class KlineCache:
             running = self._inflight.get(key)
             if running is not None and running[1] is asyncio.current_task():
                 del self._inflight[key]
-
-    @staticmethod
-    def _derive(entry: _Entry, tf: Timeframe, source: _Source) -> pd.DataFrame:
-        """Slice the native frame to the timeframe's depth and aggregate it where needed."""
-        native = entry.frame.iloc[-source.depth :] if len(entry.frame) > source.depth else entry.frame
-        return aggregate_daily(native, tf) if tf.aggregated and source.interval == "1d" else native
 
 
 def _same_loop(task: asyncio.Task) -> bool:

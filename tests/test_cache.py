@@ -87,9 +87,10 @@ async def test_one_daily_fetch_serves_1d_2d_3d_4d_and_1w(cache: KlineCache) -> N
     frames = {tf: await cache.get(client, "AAAUSDT", tf, plan=DAILY_PLAN) for tf in DAILY_PLAN}
     assert client.calls == [("AAAUSDT", "1d", daily_bars_needed("1w"))]
     days = await FakeClient().fetch_klines("AAAUSDT", "1d", daily_bars_needed("1w"))
-    pd.testing.assert_frame_equal(frames["1d"], days.iloc[-SCAN_BARS:])
+    pd.testing.assert_frame_equal(frames["1d"], days.iloc[-SCAN_BARS:], check_freq=False)
     for tf in ("2d", "3d", "4d", "1w"):
-        pd.testing.assert_frame_equal(frames[tf], aggregate_daily(days.iloc[-daily_bars_needed(tf):], tf))
+        expected = aggregate_daily(days.iloc[-daily_bars_needed(tf):], tf)
+        pd.testing.assert_frame_equal(frames[tf], expected, check_freq=False)
     assert cache.stats()["fetches"] == 1
     assert cache.stats()["misses"] == 1 and cache.stats()["hits"] == 4
 
