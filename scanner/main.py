@@ -1,8 +1,8 @@
 """Scanning of one exchange x one timeframe: list, fetch (cached), filter by volume, detect, report.
 
 ``scan_exchange`` is the engine; ``run_scan`` and ``run_custom_scan`` keep the seed's call shapes.
-Detector work runs on equal-length panels of symbols in a worker thread, so the event loop keeps
-serving the exchange requests while candles are analysed.
+Detector work runs on equal-length panels of symbols in the analysis process (``scanner.analysis``),
+so the event loop keeps serving the exchange requests while candles are analysed.
 """
 
 from __future__ import annotations
@@ -12,38 +12,47 @@ import logging
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from exchanges import get_client
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import BadCandles, ExchangeError, IPBanned
-from scanner.cache import KlineCache, kline_cache
+from scanner.analysis import (
+    MIN_ROWS,
+    PANEL_CHUNK,
+    BatchOutcome,
+    analyse_batch,
+    analyse_frames,
+    analysis_mode,
+    batch_size,
+    clean_frame,
+    prepare_and_analyse,
+    start_analysis_process,
+)
+from scanner.cache import KlineCache, kline_cache, source_of
+from utils.candles import Candles
 from scanner.gc_guard import full_collections_paused
 from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
-from scanner.results import AlertReport, Hit, ScanResult, ScanSummary
+from scanner.results import AlertReport, ScanResult, ScanSummary
 from utils.config import volume_threshold
-from utils.timeframes import OHLCV_COLUMNS, get_timeframe, ohlcv_only
+from utils.timeframes import get_timeframe
 
 log = logging.getLogger(__name__)
 
-MIN_ROWS = 10  # spec 9.1: a market with fewer rows is skipped for every strategy
 FETCH_CONCURRENCY = 32  # in-flight candle requests per scan; the rate limiter does the pacing
-PANEL_CHUNK = 256  # symbols analysed together in one worker-thread call
-# One thread for all detector work in the process: several CPU-bound threads starve the event loop
-# of the GIL (measured: 360 ms loop stalls at 2,000 symbols with the default pool, see bench/).
-_ANALYSIS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanner-detectors")
 
 __all__ = [
     "scan_exchange",
     "run_scan",
     "run_custom_scan",
     "analyse_frames",
+    "clean_frame",
+    "prepare_and_analyse",
+    "MIN_ROWS",
+    "PANEL_CHUNK",
     "progress_enabled",
     "validate_min_volume",
     "validate_send_telegram",
@@ -95,125 +104,6 @@ def validate_bars(bars: str) -> str:
     return bars
 
 
-def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
-    """Sort and de-duplicate (unambiguous fixes); otherwise return a reason to skip the market."""
-    if frame is None or frame.empty:
-        return None, "no candles"
-    if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
-        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-    frame = ohlcv_only(frame)
-    values = frame.to_numpy(dtype="float64", copy=False)
-    if not np.isfinite(values).all():
-        return None, "candles with missing or non-numeric values"
-    if values.min() < 0:
-        return None, "candles with negative values"
-    if (values[:, 1] < values[:, 2]).any():
-        return None, "candles with high below low"
-    if len(frame) < MIN_ROWS:
-        return None, f"only {len(frame)} bars (needs {MIN_ROWS})"
-    return frame, None
-
-
-def _row_metrics(out: dict[str, np.ndarray], row: int, col: int, current: bool) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
-    for key, arr in out.items():
-        if key.startswith("signal") or key.endswith("_current"):
-            continue
-        source = out.get(f"{key}_current", arr) if current else arr
-        value = source[row, col]
-        metrics[key] = value.item() if hasattr(value, "item") else value
-    return metrics
-
-
-def _hits_from_panel(
-    strategy: Strategy,
-    out: dict[str, np.ndarray],
-    frames: Sequence[tuple[str, pd.DataFrame]],
-    stacked: Sequence[np.ndarray],
-    checked: tuple[str, ...],
-    exchange: str,
-    timeframe: str,
-) -> list[Hit]:
-    """One hit per symbol whose signal fires on a checked bar (the first of ``checked`` that does)."""
-    n = stacked[0].shape[0]
-    closed_sig = out["signal"]
-    current_sig = out.get("signal_current", closed_sig)
-    taken = np.zeros(len(frames), dtype=bool)
-    hits = []
-    for which in checked:
-        current = which == "current"
-        row = n - 1 if current else n - 2
-        if row < 0:
-            continue
-        fired = np.asarray((current_sig if current else closed_sig)[row], dtype=bool) & ~taken
-        taken |= fired
-        for col in np.flatnonzero(fired).tolist():
-            symbol, frame = frames[col]
-            close = float(stacked[3][row, col])
-            hits.append(
-                Hit(
-                    strategy=strategy.name,
-                    exchange=exchange,
-                    timeframe=timeframe,
-                    symbol=symbol,
-                    bar_time=frame.index[row],
-                    current_bar=current,
-                    close=close,
-                    volume_usd=float(stacked[4][row, col]) * close,
-                    metrics=_row_metrics(out, row, col, current),
-                )
-            )
-    return hits
-
-
-def _panel(frames: Sequence[tuple[str, pd.DataFrame]]) -> list[np.ndarray]:
-    """Equal-length frames side by side: one contiguous (bars, symbols) array per OHLCV column."""
-    cube = np.stack([ohlcv_only(f).to_numpy(dtype="float64", copy=False) for _, f in frames], axis=1)
-    return [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV_COLUMNS))]
-
-
-def analyse_frames(
-    frames: Sequence[tuple[str, pd.DataFrame]],
-    strategies: Sequence[Strategy],
-    exchange: str,
-    timeframe: str,
-    bars: str = "both",
-) -> tuple[list[Hit], list[dict[str, str]]]:
-    """Run every strategy over equal-length panels of ``frames``; returns hits and detector errors.
-
-    A detector that raises on a panel is re-run symbol by symbol, so only the symbols it really
-    fails on lose that one strategy's result (each reported), and every other hit still stands.
-    """
-    groups: dict[int, list[tuple[str, pd.DataFrame]]] = {}
-    for item in frames:
-        groups.setdefault(len(item[1]), []).append(item)
-    hits: list[Hit] = []
-    errors: list[dict[str, str]] = []
-    for group in groups.values():
-        stacked = _panel(group)
-        for strategy in strategies:
-            checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
-            if not checked:
-                continue
-            try:
-                out = strategy.panel(*stacked)
-                hits.extend(_hits_from_panel(strategy, out, group, stacked, checked, exchange, timeframe))
-            except Exception:
-                for symbol, frame in group:
-                    try:
-                        single = _panel([(symbol, frame)])
-                        out = strategy.panel(*single)
-                        hits.extend(
-                            _hits_from_panel(strategy, out, [(symbol, frame)], single, checked, exchange, timeframe)
-                        )
-                    except Exception as exc:  # a detector bug must cost only this result
-                        log.warning(
-                            "%s failed on %s %s %s: %r", strategy.name, exchange, timeframe, symbol, exc
-                        )
-                        errors.append({"symbol": symbol, "strategy": strategy.name, "reason": repr(exc)})
-    return hits, errors
-
-
 async def scan_exchange(
     exchange: str,
     timeframe: str,
@@ -244,6 +134,8 @@ async def scan_exchange(
     selected = [get_strategy(name) for name in names]
     validate_bars(bars)
     threshold = volume_threshold(timeframe, validate_min_volume(min_volume_usd))
+    if analysis_mode() == "process":
+        start_analysis_process()  # it boots while the symbols are listed and the first candles fetched
     cache = cache if cache is not None else kline_cache
     summary = ScanSummary(exchange=exchange, timeframe=timeframe, strategies=names)
     summary.hits_per_strategy = {name: 0 for name in names}
@@ -282,41 +174,6 @@ async def scan_exchange(
     return result
 
 
-@dataclass
-class _BatchOutcome:
-    """What the worker thread found in one batch of fetched frames."""
-
-    hits: list[Hit]
-    errors: list[dict[str, str]]
-    skipped: dict[str, str]
-    filtered_out: int
-
-
-def prepare_and_analyse(
-    batch: Sequence[tuple[str, pd.DataFrame]],
-    strategies: Sequence[Strategy],
-    exchange: str,
-    timeframe: str,
-    bars: str,
-    threshold: float,
-) -> _BatchOutcome:
-    """Clean, volume-filter (spec 11: last closed bar) and analyse a batch; runs in a worker thread."""
-    kept: list[tuple[str, pd.DataFrame]] = []
-    skipped: dict[str, str] = {}
-    filtered_out = 0
-    for symbol, raw in batch:
-        frame, reason = clean_frame(raw)
-        if reason:
-            skipped[symbol] = reason
-            continue
-        if float(frame["volume"].iat[-2]) * float(frame["close"].iat[-2]) < threshold:
-            filtered_out += 1
-            continue
-        kept.append((symbol, frame))
-    hits, errors = analyse_frames(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
-    return _BatchOutcome(hits, errors, skipped, filtered_out)
-
-
 async def _fetch_and_analyse(
     client: BaseExchangeClient,
     symbols: list[str],
@@ -331,15 +188,17 @@ async def _fetch_and_analyse(
     show_progress: bool,
     concurrency: int,
 ) -> None:
-    """``concurrency`` workers fetch symbols in turn; full batches go to a worker thread.
+    """``concurrency`` workers fetch symbols in turn; full batches go to the analysis process.
 
     A fixed pool of workers (not one task per symbol) keeps each event-loop step short however many
     symbols are listed, and cleaning, filtering and detectors run off the loop.
     """
     plan = tuple(plan) if plan is not None else (timeframe,)
     pending = iter(symbols)
-    fetched: list[tuple[str, pd.DataFrame]] = []
-    analysing: list[asyncio.Task[_BatchOutcome]] = []
+    fetched: list[tuple[str, Candles]] = []  # native candles; the worker derives the timeframe
+    source = source_of(client, timeframe)
+    chunk = batch_size(source.depth)
+    analysing: list[asyncio.Task[BatchOutcome]] = []
     banned: list[IPBanned] = []
     bar = None
     if show_progress:
@@ -351,10 +210,7 @@ async def _fetch_and_analyse(
         if fetched:
             batch = fetched.copy()
             fetched.clear()
-            work = asyncio.get_running_loop().run_in_executor(
-                _ANALYSIS_THREAD, prepare_and_analyse, batch, strategies, summary.exchange, timeframe, bars,
-                threshold,
-            )
+            work = analyse_batch(batch, source, strategies, summary.exchange, timeframe, bars, threshold)
             analysing.append(asyncio.ensure_future(work))
 
     async def fetch(symbol: str) -> None:
@@ -362,7 +218,7 @@ async def _fetch_and_analyse(
             summary.failed[symbol] = f"not fetched: {ban_reason(banned[0])}"
             return
         try:
-            frame = await cache.get(client, symbol, timeframe, plan=plan)
+            candles, _ = await cache.native(client, symbol, timeframe, plan=plan)
         except IPBanned as exc:
             banned.append(exc)
             summary.failed[symbol] = str(exc)
@@ -378,8 +234,8 @@ async def _fetch_and_analyse(
             summary.failed[symbol] = f"unusable candles: {exc!r}"
             return
         summary.fetched += 1
-        fetched.append((symbol, frame))
-        if len(fetched) >= PANEL_CHUNK:
+        fetched.append((symbol, candles))
+        if len(fetched) >= chunk:
             flush()
 
     async def worker() -> None:
@@ -395,6 +251,9 @@ async def _fetch_and_analyse(
         for done in asyncio.as_completed(analysing):
             outcome = await done
             result.hits.extend(outcome.hits)
+            for error in outcome.errors:
+                log.warning("%s failed on %s %s %s: %s", error["strategy"], summary.exchange, timeframe,
+                            error["symbol"], error["reason"])
             summary.detector_errors.extend(outcome.errors)
             summary.skipped.update(outcome.skipped)
             summary.filtered_out += outcome.filtered_out

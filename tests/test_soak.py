@@ -20,6 +20,7 @@ import run_parallel_scanner as rps
 from exchanges import rate_limit
 from exchanges.base_client import reset_contract_sizes, set_default_retry
 from exchanges.rate_limit import RetryPolicy
+from scanner.analysis import start_analysis_process
 from scanner.cache import KlineCache
 from scanner.results import ScanResult
 from tests.fakes.exchange_server import FakeExchangeServer
@@ -73,6 +74,8 @@ async def test_soak_three_exchanges_1500_symbols_three_timeframes_with_faults(mo
                 monkeypatch.setenv(key, value)
             config.reload()
             rules = [server.add_fault(kind, path="klines", probability=p, **kw) for kind, kw, p in FAULTS]
+            pool = start_analysis_process()  # lives as long as the process: part of the baseline
+            assert pool is not None and pool.submit(int).result(timeout=120) == 0
             process = psutil.Process()
             tasks_before, fds_before = len(asyncio.all_tasks()), process.num_fds()
             rss: list[float] = []

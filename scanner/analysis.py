@@ -1,0 +1,391 @@
+"""Detector work on fetched candles, off the event loop: clean, volume-filter, analyse, report hits.
+
+``analyse_batch`` is what a scan awaits for each batch of symbols (``batch_size``). The work runs in
+one separate process by default. A worker thread was not enough: while it ran the detectors it held
+the interpreter lock often enough to stall the event loop for 100-120 ms at a time in the
+2,000-symbol benchmark (bench/scan.py), and without the detectors the same scan stalled 20 ms at
+most. A batch travels as the native candles' arrays (cheap to pickle); slicing and aggregating
+into the timeframe happen in the worker too; the hits come back as ``Hit`` objects.
+
+The thread is still used when the process cannot be: strategies that cannot be pickled (a
+detector defined in a notebook cell, a test's stand-in), a process that cannot start or has died
+(logged once, then every later batch uses the thread), or ``SCANNER_ANALYSIS=thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scanner.cache import Source
+from scanner.registry import Strategy
+from utils.candles import Candles
+from scanner.results import Hit
+from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 10  # spec 9.1: a market with fewer rows is skipped for every strategy
+PANEL_CHUNK = 256  # most symbols analysed together in one call of the analysis worker
+ROWS_PER_BATCH = 64 * 1024  # most native candle rows sent to the worker in one batch
+ANALYSIS_MODES = ("process", "thread")
+ANALYSIS_ENV = "SCANNER_ANALYSIS"
+
+# One thread for the fallback: several CPU-bound threads starve the event loop of the GIL.
+_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanner-detectors")
+_pool_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_broken: str | None = None  # why the process is no longer used, once it failed
+
+__all__ = [
+    "ANALYSIS_MODES",
+    "BatchOutcome",
+    "MIN_ROWS",
+    "PANEL_CHUNK",
+    "batch_size",
+    "analyse_batch",
+    "analyse_frames",
+    "analysis_mode",
+    "clean_frame",
+    "prepare_and_analyse",
+    "shutdown_analysis_process",
+    "start_analysis_process",
+]
+
+
+def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
+    """Sort and de-duplicate (unambiguous fixes); otherwise return a reason to skip the market."""
+    if frame is None or frame.empty:
+        return None, "no candles"
+    if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
+        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    frame = ohlcv_only(frame)
+    values = frame.to_numpy(dtype="float64", copy=False)
+    if not np.isfinite(values).all():
+        return None, "candles with missing or non-numeric values"
+    if values.min() < 0:
+        return None, "candles with negative values"
+    if (values[:, 1] < values[:, 2]).any():
+        return None, "candles with high below low"
+    if len(frame) < MIN_ROWS:
+        return None, f"only {len(frame)} bars (needs {MIN_ROWS})"
+    return frame, None
+
+
+def _row_metrics(out: dict[str, np.ndarray], row: int, col: int, current: bool) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for key, arr in out.items():
+        if key.startswith("signal") or key.endswith("_current"):
+            continue
+        source = out.get(f"{key}_current", arr) if current else arr
+        value = source[row, col]
+        metrics[key] = value.item() if hasattr(value, "item") else value
+    return metrics
+
+
+def _hits_from_panel(
+    strategy: Strategy,
+    out: dict[str, np.ndarray],
+    frames: Sequence[tuple[str, pd.DataFrame]],
+    stacked: Sequence[np.ndarray],
+    checked: tuple[str, ...],
+    exchange: str,
+    timeframe: str,
+) -> list[Hit]:
+    """One hit per symbol whose signal fires on a checked bar (the first of ``checked`` that does)."""
+    n = stacked[0].shape[0]
+    closed_sig = out["signal"]
+    current_sig = out.get("signal_current", closed_sig)
+    taken = np.zeros(len(frames), dtype=bool)
+    hits = []
+    for which in checked:
+        current = which == "current"
+        row = n - 1 if current else n - 2
+        if row < 0:
+            continue
+        fired = np.asarray((current_sig if current else closed_sig)[row], dtype=bool) & ~taken
+        taken |= fired
+        for col in np.flatnonzero(fired).tolist():
+            symbol, frame = frames[col]
+            close = float(stacked[3][row, col])
+            hits.append(
+                Hit(
+                    strategy=strategy.name,
+                    exchange=exchange,
+                    timeframe=timeframe,
+                    symbol=symbol,
+                    bar_time=frame.index[row],
+                    current_bar=current,
+                    close=close,
+                    volume_usd=float(stacked[4][row, col]) * close,
+                    metrics=_row_metrics(out, row, col, current),
+                )
+            )
+    return hits
+
+
+def _panel(frames: Sequence[tuple[str, pd.DataFrame]]) -> list[np.ndarray]:
+    """Equal-length frames side by side: one contiguous (bars, symbols) array per OHLCV column."""
+    cube = np.stack([ohlcv_only(f).to_numpy(dtype="float64", copy=False) for _, f in frames], axis=1)
+    return [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV_COLUMNS))]
+
+
+def analyse_frames(
+    frames: Sequence[tuple[str, pd.DataFrame]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str = "both",
+) -> tuple[list[Hit], list[dict[str, str]]]:
+    """Run every strategy over equal-length panels of ``frames``; returns hits and detector errors.
+
+    A detector that raises on a panel is re-run symbol by symbol, so only the symbols it really
+    fails on lose that one strategy's result (each reported), and every other hit still stands.
+    """
+    groups: dict[int, list[tuple[str, pd.DataFrame]]] = {}
+    for item in frames:
+        groups.setdefault(len(item[1]), []).append(item)
+    hits: list[Hit] = []
+    errors: list[dict[str, str]] = []
+    for group in groups.values():
+        stacked = _panel(group)
+        for strategy in strategies:
+            checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
+            if not checked:
+                continue
+            try:
+                out = strategy.panel(*stacked)
+                hits.extend(_hits_from_panel(strategy, out, group, stacked, checked, exchange, timeframe))
+            except Exception:
+                for symbol, frame in group:
+                    try:
+                        single = _panel([(symbol, frame)])
+                        out = strategy.panel(*single)
+                        hits.extend(
+                            _hits_from_panel(strategy, out, [(symbol, frame)], single, checked, exchange, timeframe)
+                        )
+                    except Exception as exc:  # a detector bug must cost only this result
+                        errors.append({"symbol": symbol, "strategy": strategy.name, "reason": repr(exc)})
+    return hits, errors
+
+
+@dataclass
+class BatchOutcome:
+    """What the analysis worker found in one batch of fetched frames."""
+
+    hits: list[Hit]
+    errors: list[dict[str, str]]
+    skipped: dict[str, str]
+    filtered_out: int
+
+
+def prepare_and_analyse(
+    batch: Sequence[tuple[str, pd.DataFrame]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str,
+    threshold: float,
+) -> BatchOutcome:
+    """Clean, volume-filter (spec 11: last closed bar) and analyse a batch (in the analysis worker)."""
+    kept: list[tuple[str, pd.DataFrame]] = []
+    skipped: dict[str, str] = {}
+    filtered_out = 0
+    for symbol, raw in batch:
+        frame, reason = clean_frame(raw)
+        if reason:
+            skipped[symbol] = reason
+            continue
+        if float(frame["volume"].iat[-2]) * float(frame["close"].iat[-2]) < threshold:
+            filtered_out += 1
+            continue
+        kept.append((symbol, frame))
+    hits, errors = analyse_frames(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
+    return BatchOutcome(hits, errors, skipped, filtered_out)
+
+
+def batch_size(depth: int) -> int:
+    """Symbols per batch when each brings ``depth`` native rows: at most ``ROWS_PER_BATCH`` rows.
+
+    Bounding rows, not symbols, keeps every hand-over to the worker short (a 1w batch brings 706
+    daily rows per symbol, a 1d batch 100), and it staggers the timeframes of one scan: fed by the
+    same daily fetches, they used to hand over their batches in the same event-loop step.
+    """
+    return max(32, min(PANEL_CHUNK, ROWS_PER_BATCH // max(depth, 1)))
+
+
+@dataclass
+class PackedBatch:
+    """A batch of candle frames as three arrays: every frame's rows one after another.
+
+    Two large arrays pickle in about a third of the time of 256 pairs of small ones (5 vs 17 ms for
+    256 x 706 daily bars); the pickling holds the interpreter lock that the event loop needs.
+    """
+
+    symbols: list[str]
+    lengths: np.ndarray  # rows per symbol
+    stamps: np.ndarray  # int64 UTC milliseconds
+    values: np.ndarray  # float64 (rows, 5): open, high, low, close, volume
+
+
+def pack(batch: Sequence[tuple[str, Candles]], depth: int | None = None) -> PackedBatch:
+    """The batch's candles, each cut to its last ``depth`` rows, as one ``PackedBatch``."""
+    parts = [candles if depth is None else candles.tail(depth) for _, candles in batch]
+    lengths = np.array([len(part) for part in parts], dtype=np.int64)
+    if not parts:
+        return PackedBatch([], lengths, np.empty(0, np.int64), np.empty((0, len(OHLCV_COLUMNS))))
+    return PackedBatch(
+        [symbol for symbol, _ in batch],
+        lengths,
+        np.concatenate([part.stamps for part in parts]),
+        np.concatenate([part.values for part in parts]).reshape(-1, len(OHLCV_COLUMNS)),
+    )
+
+
+def unpack(packed: PackedBatch) -> list[tuple[str, Candles]]:
+    """The candles ``pack`` joined, rows and order unchanged (views into the batch's arrays)."""
+    ends = np.cumsum(packed.lengths).tolist()
+    return [
+        (symbol, Candles(packed.stamps[start:end], packed.values[start:end]))
+        for symbol, start, end in zip(packed.symbols, [0, *ends[:-1]], ends)
+    ]
+
+
+def analyse_packed(
+    packed: PackedBatch,
+    source: Source,
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str,
+    threshold: float,
+) -> BatchOutcome:
+    """Derive the timeframe's bars from packed native candles, then ``prepare_and_analyse`` them.
+
+    The function the analysis process (or the fallback thread) runs for each batch.
+    """
+    frames = [(symbol, source.derive(native, timeframe)) for symbol, native in unpack(packed)]
+    return prepare_and_analyse(frames, strategies, exchange, timeframe, bars, threshold)
+
+
+def _ready() -> bool:
+    """Run once in the new process: importing this module loads pandas and every detector."""
+    return True
+
+
+def analysis_mode() -> str:
+    """``process`` (default) or ``thread``, from ``SCANNER_ANALYSIS``; ``ValueError`` otherwise."""
+    mode = os.environ.get(ANALYSIS_ENV, "process").strip().lower() or "process"
+    if mode not in ANALYSIS_MODES:
+        raise ValueError(f"{ANALYSIS_ENV}={mode!r} is not valid; choose one of: {', '.join(ANALYSIS_MODES)}")
+    return mode
+
+
+def start_analysis_process() -> ProcessPoolExecutor | None:
+    """The process-wide analysis process, started on first use (None when it cannot be used).
+
+    A scan calls this before listing symbols, so the process imports pandas while the first
+    candles are fetched. ``spawn`` is used on every platform: forking a process that already runs
+    threads (the event loop's resolver, the fallback thread) is unsafe.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool_broken is not None:
+            return None
+        if _pool is None:
+            try:
+                with _main_module_hidden():
+                    _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                    _pool.submit(_ready)  # starts the process now, while __main__ is hidden
+            except (OSError, RuntimeError, ValueError) as exc:
+                _give_up(f"could not start the analysis process: {exc!r}")
+        return _pool
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start processes without telling them the caller's ``__main__``.
+
+    multiprocessing's spawn re-runs the parent's main script in the child. A cron script that calls
+    ``run_scan`` at top level, without an ``if __name__ == "__main__"`` guard, would then scan (and
+    send alerts) a second time inside the analysis process. The child only needs this package.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def shutdown_analysis_process() -> None:
+    """Stop the analysis process and forget any failure: the next scan starts a fresh one."""
+    global _pool, _pool_broken
+    with _pool_lock:
+        pool, _pool, _pool_broken = _pool, None, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _give_up(reason: str) -> None:
+    """Stop using the process for good (the caller holds ``_pool_lock`` or is the loop)."""
+    global _pool, _pool_broken
+    if _pool_broken is None:
+        log.warning("%s; detectors run in a thread from now on", reason)
+    _pool_broken = reason
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _picklable(strategies: Sequence[Strategy]) -> bool:
+    """True when the analysis process can load every detector by name (not from ``__main__``)."""
+    if any(getattr(strategy.panel, "__module__", "__main__") == "__main__" for strategy in strategies):
+        return False
+    try:
+        pickle.dumps(list(strategies))
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+async def analyse_batch(
+    batch: Sequence[tuple[str, Candles]],
+    source: Source,
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str,
+    threshold: float,
+) -> BatchOutcome:
+    """Analyse native candles (``KlineCache.native``) off the event loop: in the analysis process,
+    else in the thread; ``source`` says which rows serve ``timeframe`` and whether to aggregate."""
+    loop = asyncio.get_running_loop()
+    packed = pack(batch, source.depth)
+    args = (source, list(strategies), exchange, timeframe, bars, threshold)
+    executor: Executor | None = None
+    if analysis_mode() == "process" and _picklable(strategies):
+        executor = start_analysis_process()
+    if executor is not None:
+        try:
+            return await loop.run_in_executor(executor, analyse_packed, packed, *args)
+        except BrokenProcessPool as exc:
+            with _pool_lock:
+                _give_up(f"the analysis process died ({exc!r})")
+    return await loop.run_in_executor(_THREAD, analyse_packed, packed, *args)
