@@ -41,8 +41,9 @@ import psutil
 
 from exchanges import get_client_class
 from exchanges.rate_limit import reset_budgets
-from scanner.cache import KlineCache
-from scanner.main import PANEL_CHUNK, prepare_and_analyse, scan_exchange
+from scanner.analysis import analyse_packed, batch_size, pack, start_analysis_process
+from scanner.cache import KlineCache, source_of
+from scanner.main import scan_exchange
 from scanner.registry import STRATEGY_NAMES, get_strategy
 
 ALL_MARKETS: tuple[str, ...] = (
@@ -361,6 +362,7 @@ class ScanRun:
     cpu_s: float
     loop_lag_ms: float
     detector_cpu_s: float = 0.0
+    worker_cpu_s: float = 0.0  # the analysis process's share of cpu_s
 
     @property
     def per_symbol_ms(self) -> float:
@@ -371,9 +373,9 @@ async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) 
     """CPU seconds to aggregate and run every detector over one pass of ``timeframes`` on ``market``.
 
     The native candles are fetched into a candle cache first, untimed. The timed part is what a
-    scan does with them: every timeframe read back from the cache (slicing and aggregation), then
-    cleaned and analysed in batches of ``PANEL_CHUNK`` by the scanner's own worker function, with
-    no volume filter (an upper bound of a real pass). Returns (symbols, CPU seconds).
+    scan does with them, in one thread: each timeframe's batches (``batch_size``) packed, then
+    sliced, aggregated, cleaned and analysed by the worker function the analysis process runs,
+    with no volume filter (an upper bound of a real pass). Returns (symbols, CPU seconds).
     """
     strategies = [get_strategy(name) for name in STRATEGY_NAMES]
     cache = KlineCache()
@@ -382,26 +384,54 @@ async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) 
         await asyncio.gather(*(cache.get(client, s, tf, plan=timeframes) for s in symbols for tf in ("1d", "4h")))
         start = time.process_time()
         for tf in timeframes:
-            frames = [(s, await cache.get(client, s, tf, plan=timeframes)) for s in symbols]
-            for i in range(0, len(frames), PANEL_CHUNK):
-                prepare_and_analyse(frames[i : i + PANEL_CHUNK], strategies, market, tf, "both", 0.0)
+            source = source_of(client, tf)
+            natives = [(s, (await cache.native(client, s, tf, plan=timeframes))[0]) for s in symbols]
+            chunk = batch_size(source.depth)
+            for i in range(0, len(natives), chunk):
+                analyse_packed(pack(natives[i : i + chunk], source.depth), source, strategies, market, tf, "both", 0.0)
         return len(symbols), time.process_time() - start
+
+
+def scanner_children() -> list[psutil.Process]:
+    """The scanner's own helper processes (the analysis process and multiprocessing's tracker),
+    not the fake exchange server."""
+    own = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("multiprocessing" in part for part in child.cmdline()):
+                own.append(child)
+        except psutil.Error:
+            continue
+    return own
+
+
+def _children_cpu() -> float:
+    total = 0.0
+    for child in scanner_children():
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def measured_scan(symbols: int, markets: Sequence[str], timeframes: Sequence[str] = SIX_TIMEFRAMES,
                   with_detector_cpu: bool = False) -> ScanRun:
-    """A multi-timeframe scan of ``markets`` (server in another process, budgets lifted):
-    wall time, requests, process CPU and the worst event-loop lag during the scan."""
+    """A multi-timeframe scan of ``markets`` (server in another process, budgets lifted): wall
+    time, requests, CPU (this process plus the analysis process) and the worst event-loop lag."""
+    start_analysis_process()  # started before timing, as the first scan of a process would anyway
     with server_process(symbols, markets) as env, environment({**env, **unlimited_budgets(markets)}):
         async def run() -> tuple[int, float]:
             async with LoopLagProbe() as probe:
                 counts = await asyncio.gather(*(scan_timeframes(m, timeframes) for m in markets))
             return sum(c for c, _ in counts), probe.worst
 
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        cpu0, worker0, wall0 = time.process_time(), _children_cpu(), time.perf_counter()
         requests, lag = asyncio.run(run())
-        run_ = ScanRun(symbols, len(markets), requests, time.perf_counter() - wall0, time.process_time() - cpu0,
-                       1000 * lag)
+        worker = _children_cpu() - worker0
+        run_ = ScanRun(symbols, len(markets), requests, time.perf_counter() - wall0,
+                       time.process_time() - cpu0 + worker, 1000 * lag, worker_cpu_s=worker)
         if with_detector_cpu:
             run_.detector_cpu_s = asyncio.run(detector_cpu(markets[0], timeframes))[1]
     return run_
@@ -421,14 +451,23 @@ def peak_rss_child(symbols: int, markets: Sequence[str] = MEMORY_MARKETS) -> dic
 
 
 def _memory_run(symbols: int, markets: list[str]) -> dict[str, float]:
-    """Body of the memory child: sample RSS while the scan runs; ru_maxrss as a cross-check."""
+    """Body of the memory child: sample RSS while the scan runs, this process alone and together
+    with the analysis process; ru_maxrss as a cross-check of the first."""
     proc = psutil.Process()
-    peak = [proc.memory_info().rss]
+    peak = [proc.memory_info().rss, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(RSS_SAMPLE_S):
-            peak[0] = max(peak[0], proc.memory_info().rss)
+            own = proc.memory_info().rss
+            helpers = 0
+            for child in scanner_children():
+                try:
+                    helpers += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            peak[0] = max(peak[0], own)
+            peak[1] = max(peak[1], own + helpers)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -436,8 +475,8 @@ def _memory_run(symbols: int, markets: list[str]) -> dict[str, float]:
     done.set()
     thread.join()
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return {"peak_rss_mb": max(peak[0] / 2**20, maxrss_mb), "wall_s": run_.wall_s, "requests": run_.requests,
-            "cpu_s": run_.cpu_s, "loop_lag_ms": run_.loop_lag_ms}
+    return {"peak_rss_mb": max(peak[0] / 2**20, maxrss_mb), "peak_with_analysis_mb": peak[1] / 2**20,
+            "wall_s": run_.wall_s, "requests": run_.requests, "cpu_s": run_.cpu_s, "loop_lag_ms": run_.loop_lag_ms}
 
 
 # ---------------------------------------------------------------------------------- printing
@@ -474,13 +513,14 @@ def print_cpu(run_: ScanRun) -> None:
     print(f"\n[cpu] one 6-timeframe pass over {run_.symbols} binance_spot symbols")
     print(f"  aggregation + {len(STRATEGY_NAMES)} detectors: {run_.detector_cpu_s:.2f} CPU s "
           f"({1000 * run_.detector_cpu_s / run_.symbols:.2f} ms/symbol)")
-    print(f"  whole scan: wall {run_.wall_s:.2f}s, process CPU {run_.cpu_s:.2f}s, "
-          f"worst event-loop lag {run_.loop_lag_ms:.1f} ms (10 ms probe)")
+    print(f"  whole scan: wall {run_.wall_s:.2f}s, CPU {run_.cpu_s:.2f}s ({run_.worker_cpu_s:.2f}s of it in the "
+          f"analysis process), worst event-loop lag {run_.loop_lag_ms:.1f} ms (10 ms probe)")
 
 
 def print_memory(row: dict[str, float], symbols: int, markets: Sequence[str]) -> None:
     print(f"\n[memory] {len(markets)} exchanges x {symbols} symbols x 6 timeframes, fresh process")
-    print(f"  peak RSS {row['peak_rss_mb']:.0f} MB; wall {row['wall_s']:.1f}s, {row['requests']:.0f} requests, "
+    print(f"  peak RSS {row['peak_rss_mb']:.0f} MB, {row['peak_with_analysis_mb']:.0f} MB with the analysis process; "
+          f"wall {row['wall_s']:.1f}s, {row['requests']:.0f} requests, "
           f"CPU {row['cpu_s']:.1f}s, worst loop lag {row['loop_lag_ms']:.1f} ms")
 
 
