@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exchanges import EXCHANGE_NAMES, get_client
+from scanner.analysis import analysis_mode
 from scanner.cache import KlineCache, kline_cache
 from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
 from scanner.registry import STRATEGY_NAMES, resolve_strategies
@@ -149,6 +150,7 @@ async def run_parallel_multi_timeframes_all_exchanges(
     user_list = resolve_users(users)
     validate_bars(bars)
     min_volume_usd = validate_min_volume(min_volume_usd)
+    analysis_mode()
     if validate_send_telegram(send_telegram):
         from scanner.notifier import validate_alert_targets
 
@@ -265,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         send = parse_bool(args.send_telegram)
         min_volume = validate_min_volume(args.min_volume_usd)
         bars = validate_bars(args.bars)
+        analysis_mode()  # SCANNER_ANALYSIS, checked before anything is scanned
         if send:
             from scanner.notifier import validate_alert_targets
 

@@ -40,6 +40,15 @@ def test_send_telegram_without_configured_tokens_is_refused_before_scanning(caps
     assert "SCANNER_TELEGRAM" in err
 
 
+def test_an_unknown_analysis_mode_is_refused_before_scanning(monkeypatch, capsys):
+    monkeypatch.setenv("SCANNER_ANALYSIS", "gpu")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["1d", "all", "demo"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "SCANNER_ANALYSIS" in err and "process, thread" in err
+
+
 def test_help_lists_timeframes_strategies_and_exchanges(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
