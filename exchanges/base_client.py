@@ -59,6 +59,7 @@ from exchanges.rate_limit import (
     get_budget,
 )
 from utils.config import get_base_url
+from utils.time_slice import yield_if_slice_used
 from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_timeframe
 
 COLUMNS: tuple[str, ...] = OHLCV_COLUMNS
@@ -397,6 +398,7 @@ class BaseExchangeClient(ABC):
         finally:
             # The request's flight ends now, answered or not; only an answer carries usage headers.
             budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}))
+        await yield_if_slice_used()  # decoding is the loop's heaviest work: take turns (utils.time_slice)
         return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
 
     def _rate_limited(self, message: str, retry_after: float | None, kw: dict) -> RateLimited:

@@ -35,6 +35,7 @@ import pandas as pd
 from scanner.cache import Source
 from scanner.registry import Strategy
 from utils.candles import Candles
+from utils.time_slice import yield_if_slice_used
 from scanner.results import Hit
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
@@ -377,6 +378,7 @@ async def analyse_batch(
     """Analyse native candles (``KlineCache.native``) off the event loop: in the analysis process,
     else in the thread; ``source`` says which rows serve ``timeframe`` and whether to aggregate."""
     loop = asyncio.get_running_loop()
+    await yield_if_slice_used()
     packed = pack(batch, source.depth)
     args = (source, list(strategies), exchange, timeframe, bars, threshold)
     executor: Executor | None = None
