@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
-from utils.candles import Candles
-from utils.timeframes import Timeframe, aggregate_daily, daily_bars_needed, get_timeframe
+from utils.candles import Candles, ohlcv_frame
+from utils.timeframes import Timeframe, aggregate_arrays, daily_bars_needed, get_timeframe
 
 # A notebook re-run after this many seconds sees fresh bars.
 CACHE_TTL_SECONDS = 300.0
@@ -50,8 +50,10 @@ class Source:
 
     def derive(self, native: Candles, timeframe: str | Timeframe) -> pd.DataFrame:
         """The timeframe's bars, a new frame, from the native candles (deeper rows are cut first)."""
-        frame = native.tail(self.depth).frame()
-        return aggregate_daily(frame, timeframe) if self.aggregate else frame
+        native = native.tail(self.depth)
+        if not self.aggregate:
+            return native.frame()
+        return ohlcv_frame(*aggregate_arrays(native.stamps, native.values, timeframe))
 
 
 def source_of(client: BaseExchangeClient, timeframe: str | Timeframe) -> Source:

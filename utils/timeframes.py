@@ -121,10 +121,27 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
         frame = ohlcv_only(daily)  # a new frame object either way: the caller's is never changed
         return frame.copy(deep=False) if (frame.dtypes == "float64").all() else frame.astype("float64")
 
+    values = ohlcv_only(daily).to_numpy(dtype="float64", copy=False)
+    label_ms, out = aggregate_arrays(index.as_unit("ms").asi8, values, tf)
+    stamps = label_ms.astype("datetime64[ms]").astype(f"datetime64[{unit}]")
+    labels = pd.DatetimeIndex(stamps, dtype=pd.DatetimeTZDtype(unit, "UTC"), name=daily.index.name)
+    return pd.DataFrame(out, columns=list(OHLCV_COLUMNS), index=labels, copy=False)
+
+
+def aggregate_arrays(
+    stamps_ms: np.ndarray, values: np.ndarray, timeframe: str | Timeframe
+) -> tuple[np.ndarray, np.ndarray]:
+    """``aggregate_daily`` on arrays: daily open times (UTC ms, ascending) and (rows, 5) OHLCV values
+    in, period labels (UTC ms) and the multi-day OHLCV rows out. No DataFrame is built."""
+    tf = get_timeframe(timeframe)
+    if not tf.aggregated:
+        raise ValueError(f"timeframe {tf.name!r} is not aggregated from daily bars")
+    if len(stamps_ms) == 0:
+        return np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS)))
     k = tf.period_days
     anchor = _anchor_day(tf)
     # Whole days since the epoch from milliseconds (floor division also normalises intraday opens).
-    days = index.as_unit("ms").asi8 // DAY_MS
+    days = np.asarray(stamps_ms, dtype=np.int64) // DAY_MS
     period = np.floor_divide(days - anchor, k)
     change = np.empty(len(period), dtype=bool)
     change[0] = True
@@ -133,7 +150,6 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     ends = np.append(starts[1:], len(period)) - 1
     counts = ends - starts + 1
 
-    values = ohlcv_only(daily).to_numpy(dtype="float64", copy=False)
     out = np.empty((len(starts), len(OHLCV_COLUMNS)))
     out[:, 0] = values[starts, 0]
     out[:, 1] = np.maximum.reduceat(values[:, 1], starts)
@@ -142,9 +158,7 @@ def aggregate_daily(daily: pd.DataFrame, timeframe: str | Timeframe) -> pd.DataF
     out[:, 4] = np.add.reduceat(values[:, 4], starts)
     label_ms = (anchor + period[starts] * k) * DAY_MS
     first = 1 if len(starts) > 1 and counts[0] < k else 0
-    stamps = label_ms[first:].astype("datetime64[ms]").astype(f"datetime64[{unit}]")
-    labels = pd.DatetimeIndex(stamps, dtype=pd.DatetimeTZDtype(unit, "UTC"), name=daily.index.name)
-    return pd.DataFrame(out[first:], columns=list(OHLCV_COLUMNS), index=labels, copy=False)
+    return label_ms[first:], out[first:]
 
 
 @lru_cache(maxsize=None)
