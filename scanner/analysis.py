@@ -386,8 +386,14 @@ async def analyse_batch(
         executor = start_analysis_process()
     if executor is not None:
         try:
-            return await loop.run_in_executor(executor, analyse_packed, packed, *args)
-        except BrokenProcessPool as exc:
+            work = loop.run_in_executor(executor, analyse_packed, packed, *args)
+        except RuntimeError as exc:  # shut down meanwhile (interpreter exit, another thread)
             with _pool_lock:
-                _give_up(f"the analysis process died ({exc!r})")
+                _give_up(f"the analysis process is shut down ({exc!r})")
+        else:
+            try:
+                return await work
+            except BrokenProcessPool as exc:
+                with _pool_lock:
+                    _give_up(f"the analysis process died ({exc!r})")
     return await loop.run_in_executor(_THREAD, analyse_packed, packed, *args)

@@ -123,3 +123,13 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("TOP LEVEL RAN") == 1
     assert "PROCESS True None" in done.stdout
+
+
+async def test_a_process_shut_down_under_a_scan_falls_back_to_the_thread(monkeypatch, fresh_process) -> None:
+    clean = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
+    pool = analysis.start_analysis_process()
+    assert pool is not None
+    pool.shutdown(wait=True)  # as at interpreter exit: submitting now raises RuntimeError
+    result = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
+    assert keys(result) == keys(clean)
+    assert analysis._pool_broken is not None and "shut down" in analysis._pool_broken
