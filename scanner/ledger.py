@@ -6,20 +6,26 @@ attempts, the last error (redacted) and timestamps. A current-bar alert and the 
 the same bar are different keys: the closed bar confirms what the forming bar suggested.
 
 Concurrency: every method is one short synchronous transaction, so calls from one event loop never
-interleave inside a transaction; :meth:`AlertLedger.lock` gives the notifier one ``asyncio.Lock``
-per (database file, channel, chat) and event loop, to hold while it plans and sends, so two
-concurrent ``send_alerts`` calls do not both send the same alert, even through two ``AlertLedger``
-instances on the same file (the parallel scanner delivers each exchange's hits with its own).
-WAL mode and a busy timeout let another process read meanwhile.
+interleave inside a transaction. :meth:`AlertLedger.claim` is what the notifier holds while it plans
+and sends one channel's alerts to one chat: first one ``asyncio.Lock`` per (database file, channel,
+chat) and event loop, shared by every ``AlertLedger`` on that file in the process (the parallel
+scanner delivers each exchange's hits with its own), then a lease row in the database, so another
+process on the same file (two cron jobs firing at the same minute) waits instead of re-sending the
+same pending alerts. A lease of a process that died lapses after ``LEASE_S``. WAL mode and a busy
+timeout let another process read meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import time
+import uuid
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +40,8 @@ STATUS_PENDING = "pending"
 # A pending alert is given up after this many failed deliveries (a chat that blocked the bot).
 MAX_DELIVERY_ATTEMPTS = 10
 BUSY_TIMEOUT_S = 5.0
+LEASE_S = 900.0  # a sender that died holds its (channel, chat) this long at most
+LEASE_POLL_S = 0.25  # how often a waiting process looks whether the lease is free
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -55,6 +63,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     PRIMARY KEY (channel, chat, exchange, symbol, timeframe, strategy, bar_time, bar)
 );
 CREATE INDEX IF NOT EXISTS alerts_pending ON alerts (channel, chat, status);
+CREATE TABLE IF NOT EXISTS leases (
+    channel    TEXT NOT NULL,
+    chat       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (channel, chat)
+);
 """
 _KEY_COLUMNS = ("channel", "chat", "exchange", "symbol", "timeframe", "strategy", "bar_time", "bar")
 _KEY_WHERE = " AND ".join(f"{c} = ?" for c in _KEY_COLUMNS)
@@ -136,6 +151,40 @@ class AlertLedger:
         """
         locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
         return locks.setdefault((str(self.path.resolve()), channel, str(chat)), asyncio.Lock())
+
+    @asynccontextmanager
+    async def claim(self, channel: str, chat: str) -> AsyncIterator[None]:
+        """Hold while planning and sending alerts of one channel to one chat, against other tasks
+        of this process and other processes using the same file (see the module docstring)."""
+        async with self.lock(channel, chat):
+            owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+            while not self.take_lease(channel, chat, owner):
+                await asyncio.sleep(LEASE_POLL_S)
+            try:
+                yield
+            finally:
+                self.release_lease(channel, chat, owner)
+
+    def take_lease(self, channel: str, chat: str, owner: str, now: float | None = None) -> bool:
+        """Lease (channel, chat) to ``owner`` for ``LEASE_S`` unless someone else holds it unexpired."""
+        now = time.time() if now is None else now
+        with self._transaction():
+            row = self._conn.execute(
+                "SELECT owner, expires_at FROM leases WHERE channel = ? AND chat = ?", (channel, str(chat))
+            ).fetchone()
+            if row is not None and row["owner"] != owner and row["expires_at"] > now:
+                return False
+            self._conn.execute(
+                "INSERT OR REPLACE INTO leases (channel, chat, owner, expires_at) VALUES (?, ?, ?, ?)",
+                (channel, str(chat), owner, now + LEASE_S),
+            )
+        return True
+
+    def release_lease(self, channel: str, chat: str, owner: str) -> None:
+        """Give the lease back (only ``owner``'s own; a lapsed one taken over meanwhile stays)."""
+        self._conn.execute(
+            "DELETE FROM leases WHERE channel = ? AND chat = ? AND owner = ?", (channel, str(chat), owner)
+        )
 
     def get(self, key: AlertKey) -> LedgerEntry | None:
         row = self._conn.execute(f"SELECT * FROM alerts WHERE {_KEY_WHERE}", key.values()).fetchone()

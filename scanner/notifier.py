@@ -409,7 +409,7 @@ class _ChatSender:
         return items, set(pending)
 
     async def send(self, alerts: Sequence[_Alert], init_error: BaseException | None) -> None:
-        lock = self.ledger.lock(self.channel, self.chat) if self.ledger else contextlib.nullcontext()
+        lock = self.ledger.claim(self.channel, self.chat) if self.ledger else contextlib.nullcontext()
         async with lock:
             items, from_ledger = self.plan(alerts)
             if not items:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from scanner.ledger import MAX_DELIVERY_ATTEMPTS, STATUS_PENDING, STATUS_SENT, AlertKey, AlertLedger
+from scanner.ledger import LEASE_S, MAX_DELIVERY_ATTEMPTS, STATUS_PENDING, STATUS_SENT, AlertKey, AlertLedger
 from scanner.notifier import send_alerts
 from scanner.results import Hit
 from tests.fakes.telegram_server import FakeBotApi, make_token
 from utils.config import TelegramConfig
 
+REPO = Path(__file__).resolve().parent.parent
 TOKEN = make_token(333333333, "C")
 WRONG_TOKEN = make_token(444444444, "D")
 BAR = pd.Timestamp("2025-03-20", tz="UTC")
@@ -199,3 +202,74 @@ async def test_concurrent_sends_of_the_same_hits_deliver_once(ledger: AlertLedge
         )
     assert sum(r.sent for r in reports) == 4
     assert sorted(m.chat_id for m in api.messages) == sorted(USERS.values())
+
+
+# --- several processes on one ledger file -------------------------------------------------------
+
+
+async def test_a_lease_held_elsewhere_makes_the_sender_wait_until_it_is_released(ledger: AlertLedger) -> None:
+    other = AlertLedger(ledger.path)  # stands for another process on the same file
+    assert other.take_lease("start_trend", "1001", "other-process")
+    entered = asyncio.Event()
+
+    async def send() -> None:
+        async with ledger.claim("start_trend", "1001"):
+            entered.set()
+
+    task = asyncio.ensure_future(send())
+    await asyncio.sleep(0.6)
+    assert not entered.is_set()
+    other.release_lease("start_trend", "1001", "other-process")
+    await asyncio.wait_for(task, 5)
+    assert entered.is_set()
+    other.close()
+
+
+def test_a_lapsed_lease_of_a_dead_process_is_taken_over(ledger: AlertLedger) -> None:
+    long_ago = time.time() - 2 * LEASE_S
+    assert ledger.take_lease("start_trend", "1001", "dead-process", now=long_ago)
+    assert not ledger.take_lease("start_trend", "1001", "me", now=long_ago + 1)  # still held then
+    assert ledger.take_lease("start_trend", "1001", "me")  # lapsed now
+    ledger.release_lease("start_trend", "1001", "dead-process")  # the dead one's release is a no-op
+    assert not ledger.take_lease("start_trend", "1001", "third")
+
+
+SENDER = """
+import asyncio, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from scanner.ledger import AlertLedger
+from scanner.notifier import send_alerts
+from tests.test_ledger import USERS, TOKEN, make_hit
+from utils.config import TelegramConfig
+
+config = TelegramConfig(base_url=sys.argv[1], tokens={{"start_trend": TOKEN}}, users=dict(USERS))
+print("ready", flush=True)
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.01)
+with AlertLedger(sys.argv[2]) as ledger:
+    report = asyncio.run(send_alerts([make_hit("BTCUSDT"), make_hit("ETHUSDT")], list(USERS), config=config, ledger=ledger))
+print("sent", report.sent, flush=True)
+"""
+
+
+async def test_two_processes_sending_the_same_alerts_at_once_deliver_each_once(tmp_path: Path) -> None:
+    """Two cron jobs firing at the same minute on one ledger (README's example does): one message per chat."""
+    script, go = tmp_path / "sender.py", tmp_path / "go"
+    script.write_text(SENDER.format(repo=str(REPO)))
+    async with FakeBotApi(valid_tokens=[TOKEN], send_delay=0.5) as api:
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, str(script), api.base_url(), str(tmp_path / "ledger.sqlite3"), str(go),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            )
+            for _ in range(2)
+        ]
+        for proc in procs:
+            assert (await asyncio.wait_for(proc.stdout.readline(), 120)).strip() == b"ready"
+        go.touch()  # both start sending together
+        answers = [await asyncio.wait_for(proc.communicate(), 120) for proc in procs]
+        outputs = [out.decode() for out, _ in answers]
+    assert all(proc.returncode == 0 for proc in procs), [err.decode()[-2000:] for _, err in answers]
+    assert sorted(m.chat_id for m in api.messages) == sorted(USERS.values())
+    assert sum(int(out.split()[-1]) for out in outputs) == 4  # 2 alerts x 2 chats, each sent by one of them

@@ -9,6 +9,8 @@ the HTML escaping rules, and injects faults per chat for the first N calls.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import re
 import time
@@ -65,6 +67,7 @@ class FakeBotApi:
     messages: list[SentMessage] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
+    send_delay: float = 0.0  # seconds before a sendMessage is answered (overlapping senders)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -127,6 +130,8 @@ class FakeBotApi:
             return _error(400, "Bad Request: chat_id is empty")
         if "text" not in params:
             return _error(400, "Bad Request: message text is empty")
+        if self.send_delay:
+            await asyncio.sleep(self.send_delay)
         fault = self._take_fault(chat_id)
         if fault is not None:
             return await _serve_fault(request, fault)
