@@ -41,7 +41,7 @@ import psutil
 
 from exchanges import get_client_class
 from exchanges.rate_limit import reset_budgets
-from scanner.analysis import analyse_packed, batch_size, pack, start_analysis_process
+from scanner.analysis import BatchJob, batch_size, pack, start_analysis_process
 from scanner.cache import KlineCache, source_of
 from scanner.main import scan_exchange
 from scanner.registry import STRATEGY_NAMES, get_strategy
@@ -384,11 +384,11 @@ async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) 
         await asyncio.gather(*(cache.get(client, s, tf, plan=timeframes) for s in symbols for tf in ("1d", "4h")))
         start = time.process_time()
         for tf in timeframes:
-            source = source_of(client, tf)
+            job = BatchJob(source_of(client, tf), tuple(strategies), market, tf, "both", 0.0)
             natives = [(s, (await cache.native(client, s, tf, plan=timeframes))[0]) for s in symbols]
-            chunk = batch_size(source.depth)
+            chunk = batch_size(job.source.depth)
             for i in range(0, len(natives), chunk):
-                analyse_packed(pack(natives[i : i + chunk], source.depth), source, strategies, market, tf, "both", 0.0)
+                job.run(pack(natives[i : i + chunk], job.source.depth))
         return len(symbols), time.process_time() - start
 
 

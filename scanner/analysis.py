@@ -1,6 +1,6 @@
 """Detector work on fetched candles, off the event loop: clean, volume-filter, analyse, report hits.
 
-``analyse_batch`` is what a scan awaits for each batch of symbols (``batch_size``). The work runs in
+``Analyser.analyse`` is what a scan awaits for each batch of symbols (``batch_size``). The work runs in
 one separate process by default. A worker thread was not enough: while it ran the detectors it held
 the interpreter lock often enough to stall the event loop for 100-120 ms at a time in the
 2,000-symbol benchmark (bench/scan.py), and without the detectors the same scan stalled 20 ms at
@@ -24,7 +24,7 @@ import threading
 import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +59,8 @@ __all__ = [
     "MIN_ROWS",
     "PANEL_CHUNK",
     "batch_size",
-    "analyse_batch",
+    "Analyser",
+    "BatchJob",
     "analyse_frames",
     "analysis_mode",
     "clean_frame",
@@ -267,21 +268,25 @@ def unpack(packed: PackedBatch) -> list[tuple[str, Candles]]:
     ]
 
 
-def analyse_packed(
-    packed: PackedBatch,
-    source: Source,
-    strategies: Sequence[Strategy],
-    exchange: str,
-    timeframe: str,
-    bars: str,
-    threshold: float,
-) -> BatchOutcome:
-    """Derive the timeframe's bars from packed native candles, then ``prepare_and_analyse`` them.
+@dataclass(frozen=True)
+class BatchJob:
+    """What happens to every batch of one scan, in the worker: the timeframe's bars derived by
+    ``source``, cleaned, filtered by ``threshold`` and run through ``strategies``. Picklable: it
+    travels to the analysis process with each batch."""
 
-    The function the analysis process (or the fallback thread) runs for each batch.
-    """
-    frames = [(symbol, source.derive(native, timeframe)) for symbol, native in unpack(packed)]
-    return prepare_and_analyse(frames, strategies, exchange, timeframe, bars, threshold)
+    source: Source
+    strategies: tuple[Strategy, ...]
+    exchange: str
+    timeframe: str
+    bars: str
+    threshold: float
+
+    def run(self, packed: PackedBatch) -> BatchOutcome:
+        """Derive, then ``prepare_and_analyse``: what the analysis process (or the thread) runs."""
+        frames = [(symbol, self.source.derive(native, self.timeframe)) for symbol, native in unpack(packed)]
+        return prepare_and_analyse(
+            frames, self.strategies, self.exchange, self.timeframe, self.bars, self.threshold
+        )
 
 
 def _ready() -> bool:
@@ -366,34 +371,36 @@ def _picklable(strategies: Sequence[Strategy]) -> bool:
     return True
 
 
-async def analyse_batch(
-    batch: Sequence[tuple[str, Candles]],
-    source: Source,
-    strategies: Sequence[Strategy],
-    exchange: str,
-    timeframe: str,
-    bars: str,
-    threshold: float,
-) -> BatchOutcome:
-    """Analyse native candles (``KlineCache.native``) off the event loop: in the analysis process,
-    else in the thread; ``source`` says which rows serve ``timeframe`` and whether to aggregate."""
-    loop = asyncio.get_running_loop()
-    await yield_if_slice_used()
-    packed = pack(batch, source.depth)
-    args = (source, list(strategies), exchange, timeframe, bars, threshold)
-    executor: Executor | None = None
-    if analysis_mode() == "process" and _picklable(strategies):
-        executor = start_analysis_process()
-    if executor is not None:
-        try:
-            work = loop.run_in_executor(executor, analyse_packed, packed, *args)
-        except RuntimeError as exc:  # shut down meanwhile (interpreter exit, another thread)
-            with _pool_lock:
-                _give_up(f"the analysis process is shut down ({exc!r})")
-        else:
+class Analyser:
+    """Hands one scan's batches to the analysis process (or the thread) and awaits the outcomes.
+
+    Where the work runs is decided once per scan: in the process unless ``SCANNER_ANALYSIS=thread``
+    or a detector cannot be loaded there; the process is started at once, so it boots while the
+    symbols are listed. A process that dies or is shut down mid-scan sends the rest to the thread.
+    """
+
+    def __init__(self, job: BatchJob) -> None:
+        self.job = job
+        self.in_process = analysis_mode() == "process" and _picklable(job.strategies)
+        if self.in_process:
+            start_analysis_process()
+
+    async def analyse(self, batch: Sequence[tuple[str, Candles]]) -> BatchOutcome:
+        """Analyse native candles (``KlineCache.native``) of a batch off the event loop."""
+        loop = asyncio.get_running_loop()
+        await yield_if_slice_used()
+        packed = pack(batch, self.job.source.depth)
+        executor = start_analysis_process() if self.in_process else None
+        if executor is not None:
             try:
-                return await work
-            except BrokenProcessPool as exc:
+                work = loop.run_in_executor(executor, self.job.run, packed)
+            except RuntimeError as exc:  # shut down meanwhile (interpreter exit, another thread)
                 with _pool_lock:
-                    _give_up(f"the analysis process died ({exc!r})")
-    return await loop.run_in_executor(_THREAD, analyse_packed, packed, *args)
+                    _give_up(f"the analysis process is shut down ({exc!r})")
+            else:
+                try:
+                    return await work
+                except BrokenProcessPool as exc:
+                    with _pool_lock:
+                        _give_up(f"the analysis process died ({exc!r})")
+        return await loop.run_in_executor(_THREAD, self.job.run, packed)

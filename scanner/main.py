@@ -23,20 +23,19 @@ from exchanges.errors import BadCandles, ExchangeError, IPBanned
 from scanner.analysis import (
     MIN_ROWS,
     PANEL_CHUNK,
+    Analyser,
+    BatchJob,
     BatchOutcome,
-    analyse_batch,
     analyse_frames,
-    analysis_mode,
     batch_size,
     clean_frame,
     prepare_and_analyse,
-    start_analysis_process,
 )
 from scanner.cache import KlineCache, kline_cache, source_of
-from utils.candles import Candles
 from scanner.gc_guard import full_collections_paused
-from scanner.registry import BAR_CHOICES, Strategy, get_strategy, resolve_strategies
+from scanner.registry import BAR_CHOICES, get_strategy, resolve_strategies
 from scanner.results import AlertReport, ScanResult, ScanSummary
+from utils.candles import Candles
 from utils.config import volume_threshold
 from utils.timeframes import get_timeframe
 
@@ -134,8 +133,6 @@ async def scan_exchange(
     selected = [get_strategy(name) for name in names]
     validate_bars(bars)
     threshold = volume_threshold(timeframe, validate_min_volume(min_volume_usd))
-    if analysis_mode() == "process":
-        start_analysis_process()  # it boots while the symbols are listed and the first candles fetched
     cache = cache if cache is not None else kline_cache
     summary = ScanSummary(exchange=exchange, timeframe=timeframe, strategies=names)
     summary.hits_per_strategy = {name: 0 for name in names}
@@ -143,6 +140,9 @@ async def scan_exchange(
     started = time.perf_counter()
     own_client = client is None
     client = client if client is not None else get_client(exchange, timeframe)
+    # Built before the listing: the analysis process boots while symbols are listed and fetched.
+    job = BatchJob(source_of(client, timeframe), tuple(selected), exchange, timeframe, bars, threshold)
+    analyser = Analyser(job)
     requests_before = client.request_count
     try:
         try:
@@ -156,8 +156,8 @@ async def scan_exchange(
         summary.listed = len(listed)
         with full_collections_paused():
             await _fetch_and_analyse(
-                client, listed, timeframe, selected, bars, threshold, cache, plan, summary, result,
-                progress_enabled(progress), concurrency,
+                client, listed, timeframe, analyser, cache, plan, summary, result, progress_enabled(progress),
+                concurrency,
             )
     except asyncio.CancelledError:
         summary.cancelled = True
@@ -178,9 +178,7 @@ async def _fetch_and_analyse(
     client: BaseExchangeClient,
     symbols: list[str],
     timeframe: str,
-    strategies: list[Strategy],
-    bars: str,
-    threshold: float,
+    analyser: Analyser,
     cache: KlineCache,
     plan: Iterable[str] | None,
     summary: ScanSummary,
@@ -196,8 +194,7 @@ async def _fetch_and_analyse(
     plan = tuple(plan) if plan is not None else (timeframe,)
     pending = iter(symbols)
     fetched: list[tuple[str, Candles]] = []  # native candles; the worker derives the timeframe
-    source = source_of(client, timeframe)
-    chunk = batch_size(source.depth)
+    chunk = batch_size(analyser.job.source.depth)
     analysing: list[asyncio.Task[BatchOutcome]] = []
     banned: list[IPBanned] = []
     bar = None
@@ -210,8 +207,7 @@ async def _fetch_and_analyse(
         if fetched:
             batch = fetched.copy()
             fetched.clear()
-            work = analyse_batch(batch, source, strategies, summary.exchange, timeframe, bars, threshold)
-            analysing.append(asyncio.ensure_future(work))
+            analysing.append(asyncio.ensure_future(analyser.analyse(batch)))
 
     async def fetch(symbol: str) -> None:
         if banned:
