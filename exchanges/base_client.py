@@ -58,6 +58,7 @@ from exchanges.rate_limit import (
     UsageHeaders,
     get_budget,
 )
+from utils.candles import ohlcv_frame
 from utils.config import get_base_url
 from utils.time_slice import yield_if_slice_used
 from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_timeframe
@@ -65,7 +66,6 @@ from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_
 COLUMNS: tuple[str, ...] = OHLCV_COLUMNS
 _MS_PER_UNIT: dict[str, int] = {"s": 1000, "ms": 1}  # open-time units of candle rows
 _LAST_OPEN_MS = 7_258_118_400_000  # 2200-01-01: a later open time is garbage, not a candle
-_UTC_MS = pd.DatetimeTZDtype("ms", "UTC")
 INTERVAL_MS: dict[str, int] = {"4h": 4 * 3_600_000, "1d": 86_400_000, "1w": 7 * 86_400_000}
 LEVERAGED_SUFFIXES: tuple[str, ...] = ("UP", "DOWN", "BULL", "BEAR")
 LEVERAGED_PATTERN = re.compile(r"\d+[LS]$")
@@ -483,11 +483,9 @@ class BaseExchangeClient(ABC):
         opens_ms = times * _MS_PER_UNIT[self.row_time_unit]
         if not ((opens_ms >= 0) & (opens_ms < _LAST_OPEN_MS)).all():
             raise BadCandles(self.name, "candle with an open time out of range", symbol=symbol)
-        stamps = opens_ms.astype("int64").astype("datetime64[ms]")
-        index = pd.DatetimeIndex(stamps, dtype=_UTC_MS, name="timestamp")
         if contract_size != 1.0:
             values[:, 4] *= contract_size
-        return self._tidy(pd.DataFrame(values, columns=list(COLUMNS), index=index, copy=False))
+        return self._tidy(ohlcv_frame(opens_ms.astype("int64"), values))
 
     @staticmethod
     def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
