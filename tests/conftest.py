@@ -72,6 +72,19 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config.reload()
 
 
+@pytest.fixture
+def fresh_exchange_state() -> None:
+    """Rate budgets, bans and contract sizes are process-wide: the test starts and ends with none."""
+    from exchanges import rate_limit
+    from exchanges.base_client import reset_contract_sizes
+
+    rate_limit.reset_budgets()
+    reset_contract_sizes()
+    yield
+    rate_limit.reset_budgets()
+    reset_contract_sizes()
+
+
 def configure_telegram(
     monkeypatch: pytest.MonkeyPatch, base_url: str, tokens: dict[str, str], chats: dict[str, str]
 ) -> None:

@@ -8,14 +8,9 @@ import time
 import pytest
 
 from bench import scan
-from exchanges import rate_limit
 
 
-@pytest.fixture(autouse=True)
-def _fresh_budgets():
-    rate_limit.reset_budgets()
-    yield
-    rate_limit.reset_budgets()
+pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
 
 
 def test_lower_bound_counts_whole_windows_after_the_first() -> None:

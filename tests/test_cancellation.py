@@ -21,8 +21,6 @@ import psutil
 import pytest
 
 import run_parallel_scanner as rps
-from exchanges import rate_limit
-from exchanges.base_client import reset_contract_sizes
 from scanner.cache import KlineCache
 from scanner.results import ScanResult
 from tests.fakes.exchange_server import FakeExchangeServer
@@ -32,12 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SLOW_LATENCY_S = 0.3
 
 
-@pytest.fixture(autouse=True)
-def _fresh_budgets() -> None:
-    rate_limit.reset_budgets()
-    reset_contract_sizes()
-    yield
-    rate_limit.reset_budgets()
+pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
 
 
 def client_connections(port: int) -> int:

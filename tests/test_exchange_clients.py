@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 import pytest
 from tenacity import AsyncRetrying
 
-from exchanges import rate_limit
-from exchanges.base_client import reset_contract_sizes
 from exchanges.binance import BinanceSpotClient
 from exchanges.errors import BadResponse, BadSymbol, IPBanned, RequestTimeout, TemporaryError
 from exchanges.rate_limit import RetryPolicy, configure_budget, host_request_counts
@@ -46,14 +44,7 @@ SIBLING = {"bybit_spot": "bybit_futures", "bybit_futures": "bybit_spot",
            "kucoin_spot": "kucoin_futures", "kucoin_futures": "kucoin_spot"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_budgets() -> None:
-    """Budgets, bans and contract sizes are process-wide: every test starts from none."""
-    rate_limit.reset_budgets()
-    reset_contract_sizes()
-    yield
-    rate_limit.reset_budgets()
-    reset_contract_sizes()
+pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
 
 
 @pytest.fixture(params=MARKETS)

@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 
 import run_parallel_scanner as rps
-from exchanges import rate_limit
-from exchanges.base_client import backoff_delay, reset_contract_sizes, set_default_retry
+from exchanges.base_client import backoff_delay, set_default_retry
 from exchanges.errors import BadCandles, BadResponse
 from exchanges.rate_limit import RetryPolicy
 from exchanges.registry import LIVE_EXCHANGE_NAMES, get_client
@@ -39,15 +38,11 @@ ALL_MARKETS = list(LIVE_EXCHANGE_NAMES)
 
 
 @pytest.fixture(autouse=True)
-def fast_clients() -> None:
+def fast_clients(fresh_exchange_state) -> None:
     """Tiny retry delays for registry-built clients; budgets, bans and contract sizes start empty."""
-    rate_limit.reset_budgets()
-    reset_contract_sizes()
     set_default_retry(FAST_RETRY)
     yield
     set_default_retry(None)
-    rate_limit.reset_budgets()
-    reset_contract_sizes()
 
 
 @asynccontextmanager

@@ -16,11 +16,7 @@ USED = UsageHeaders(used="X-Used")
 REMAINING = UsageHeaders(remaining="X-Left", limit="X-Limit", reset="X-Reset", reset_kind="delta_ms")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_budgets():
-    rate_limit.reset_budgets()
-    yield
-    rate_limit.reset_budgets()
+pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
 
 
 async def _request(budget: HostBudget, weight: float, answer_after: float, log: list) -> None:

@@ -3,7 +3,6 @@ alerts through python-telegram-bot to the local fake Bot API."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import run_parallel_scanner as rps
