@@ -51,29 +51,3 @@ def last_true_index(mask: np.ndarray) -> np.ndarray:
     rows = np.arange(mask.shape[0], dtype=np.int64).reshape(-1, 1)
     marked = np.where(mask, rows, -1)
     return np.maximum.accumulate(marked, axis=0) if mask.shape[0] else marked
-
-
-def leave_one_out_outlier(
-    x: np.ndarray, width: int, n_std: float, also: np.ndarray | None = None
-) -> np.ndarray:
-    """True at t when some j in t-width+1 ... t has x[j] > mean_j + n_std * sd_j (and ``also[j]``).
-
-    mean_j and sd_j (ddof = 1) are those of the other width-1 values of the window. Closed form from
-    the window's centred sums: with y = x - mean(window) and Q = sum(y^2), the others have mean
-    mean(window) - y_j/(w-1) and variance (Q - y_j^2 - y_j^2/(w-1)) / (w-2), so the test is
-    y_j * w/(w-1) > n_std * sd_j. Rows t < width-1 are False.
-    """
-    members = [shift(x, lag) for lag in range(width - 1, -1, -1)]  # oldest first
-    centre = sum(members[1:], members[0]) / width
-    deviations = [member - centre for member in members]
-    squares = sum((y * y for y in deviations[1:]), deviations[0] * deviations[0])
-    others = width - 1
-    out = np.zeros(x.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for lag, y in zip(range(width - 1, -1, -1), deviations):
-            variance = np.maximum((squares - y * y - y * y / others) / (others - 1), 0.0)
-            hit = y + y / others > n_std * np.sqrt(variance)
-            if also is not None:
-                hit &= shift(also, lag, fill=False)
-            out |= hit
-    return out

@@ -1,7 +1,9 @@
-"""Weak uptrend (spec section 6): at least three of five weaknesses over bars t-4 ... t, W3 among them.
+"""Weak uptrend (spec section 6, D13): weakness in an uptrend, four of five weaknesses, W3 among them.
 
-W4 and W5 use leave-one-out statistics over the 5-bar window (D3). The panel core computes every bar
-at once for k symbols; ``detect_weak_uptrend`` is the seed's call shape over it.
+The weaknesses are looked for in bars t-4 ... t; W4 and W5 compare those bars with the 20 bars before
+them (t-24 ... t-5). The uptrend test needs the close above a rising 20-bar mean and the 20-bar high
+inside the five bars. The panel core computes every bar at once for k symbols; ``detect_weak_uptrend``
+is the seed's call shape over it.
 """
 
 from __future__ import annotations
@@ -9,36 +11,55 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from breakout_vsa.helpers import shift
+from breakout_vsa.helpers import rolling_max, rolling_mean, rolling_std, shift
 from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
-from custom_strategies._windows import any_recent, leave_one_out_outlier, partial_mean
+from custom_strategies._windows import any_recent, partial_mean
 
-MIN_WEAKNESSES = 3
-MIN_ROWS = 7  # the seed's frame-length guard (evaluated bar second to last, t-5 must exist)
-FIRST_BAR = 5  # bar t-5 must exist although it is not used
+MIN_WEAKNESSES = 4
+MIN_ROWS = 26  # frame guard: evaluated bar second to last, t >= 24 (D13)
+FIRST_BAR = 24  # the 20-bar baseline before the 5-bar window must exist
 WINDOW = 5  # bars t-4 ... t
+BASELINE = 20  # W4 / W5 baseline t-24 ... t-5, and the uptrend's 20-bar mean and high
 RECENT = 4  # W1, W2 and W3 part 3 look at j in t-3 ... t
 MOMENTUM_RECENT = 3  # W3 parts 1 and 2 look at j in t-2 ... t
-SPREAD_BAND = (0.9, 1.1)  # W2: "no expansion" band around the previous spread
+NO_EXPANSION = 1.1  # W2: s[j] <= 1.1 * s[j-1]
 SMALL_GAIN = 0.25  # W3 part 3: a gain of at most a quarter of the previous spread
-OUTLIER_STD = 2.0  # W4 / W5: above the other four bars' mean + 2 SD
+OUTLIER_STD = 2.0  # W4 / W5: above the baseline's mean + 2 SD
 LOW_CLOSE = 0.75  # W5: close position at most 0.75
 RATIO_BARS = 8  # volume_ratio divides by the mean of up to 8 previous bars
 WEAKNESSES: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5")
 METRICS: tuple[str, ...] = ("close", "volume_usd", "volume_ratio", "total_patterns", *WEAKNESSES)
 
 
-def _weaknesses(
-    h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
-) -> dict[str, np.ndarray]:
-    """W1 ... W5 of spec 6 at every bar (before the t >= 5 rule)."""
+def _outlier_in_window(x: np.ndarray, also: np.ndarray | None = None) -> np.ndarray:
+    """True at t when some j in t-4 ... t has x[j] > mean + 2 SD of x over t-24 ... t-5 (and ``also[j]``)."""
+    threshold = shift(rolling_mean(x, BASELINE) + OUTLIER_STD * rolling_std(x, BASELINE), WINDOW)
+    out = np.zeros(x.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for lag in range(WINDOW):
+            hit = shift(x, lag) > threshold
+            if also is not None:
+                hit &= shift(also, lag, fill=False)
+            out |= hit
+    return out
+
+
+def _uptrend(h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Close above a rising 20-bar mean, and the 20-bar high made inside the last five bars (D13)."""
+    mean = rolling_mean(c, BASELINE)
+    with np.errstate(invalid="ignore"):
+        return (c > mean) & (mean > shift(mean, WINDOW)) & (rolling_max(h, WINDOW) == rolling_max(h, BASELINE))
+
+
+def _weaknesses(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    """W1 ... W5 of spec 6 at every bar (before the t >= 24 rule)."""
     s = h - l
     c1, c2, h1, v1, s1 = shift(c, 1), shift(c, 2), shift(h, 1), shift(v, 1), shift(s, 1)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         up = c > c1
         step, prev_step = c - c1, c1 - c2
         w1_bar = up & (h > h1) & (v < v1)
-        w2_bar = up & ((s < s1) | ((s >= SPREAD_BAND[0] * s1) & (s <= SPREAD_BAND[1] * s1)))
+        w2_bar = up & (s <= NO_EXPANSION * s1)
         slowing_rise = up & (c1 > c2) & (step < prev_step)
         failed_high = (c < c1) & (h > h1) & (np.abs(step) < np.abs(prev_step))
         small_gain = up & (step <= SMALL_GAIN * s1)
@@ -47,8 +68,8 @@ def _weaknesses(
         "W1": any_recent(w1_bar, RECENT),
         "W2": any_recent(w2_bar, RECENT),
         "W3": any_recent(slowing_rise | failed_high, MOMENTUM_RECENT) | any_recent(small_gain, RECENT),
-        "W4": leave_one_out_outlier(v, WINDOW, OUTLIER_STD),
-        "W5": leave_one_out_outlier(s, WINDOW, OUTLIER_STD, also=closes_low),
+        "W4": _outlier_in_window(v),
+        "W5": _outlier_in_window(s, also=closes_low),
     }
 
 
@@ -68,7 +89,7 @@ def weak_uptrend_panel(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = v / shift(partial_mean(v, RATIO_BARS), 1)
     return {
-        "signal": eligible & flags["W3"] & (total >= min_weaknesses),
+        "signal": eligible & _uptrend(h, c) & flags["W3"] & (total >= min_weaknesses),
         "close": c.copy(),
         "volume_usd": v * c,
         "volume_ratio": ratio,
@@ -87,7 +108,7 @@ def detect_weak_uptrend(
 ) -> tuple[bool, dict]:
     """Seed call shape: is row ``check_bar`` a weak uptrend bar? Empty dict on no hit.
 
-    Frames shorter than 7 rows give no signal (D1 guard).
+    Frames shorter than 26 rows give no signal (D13 guard).
     """
     panel = frame_panel(df)
     row = evaluated_row(len(df), check_bar)

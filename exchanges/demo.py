@@ -191,9 +191,11 @@ def _plant_volume_surge(a: Arrays, t: int) -> None:
 
 
 def _plant_weak_uptrend(a: Arrays, t: int) -> None:
-    """Spec 6 weak_uptrend: a rally whose gains, spreads and volumes shrink bar by bar (W1-W3)."""
-    _trend(a, t - 10, t - 4, 0.015, wick=0.003)
-    for k, (step, volume) in enumerate(zip((0.012, 0.009, 0.006, 0.004, 0.002), (1.2, 1.1, 1.0, 0.9, 0.8))):
+    """Spec 6 weak_uptrend (D13): a steady rally to new highs, a climactic volume bar, then higher
+    up bars on falling volume whose gains shrink (W1-W4, in an uptrend)."""
+    _trend(a, t - 30, t - 4, 0.012, wick=0.003)
+    steps, volumes = (0.012, 0.010, 0.008, 0.006, 0.003), (1.2, 3.5, 2.5, 1.8, 1.3)
+    for k, (step, volume) in enumerate(zip(steps, volumes)):
         _bar(a, t - 4 + k, step, 0.003, 0.003, volume)
 
 

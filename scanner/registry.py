@@ -27,7 +27,8 @@ class Strategy:
     evaluated as the forming bar, where that differs), and the metrics reported on a hit (a key
     ``<metric>_current`` overrides ``<metric>`` for the forming bar).
     ``bars`` is the default set checked (9.1); ``prefer_current`` means one hit per market, the
-    forming bar winning over the last closed one.
+    forming bar winning over the last closed one. ``direction`` is the move the pattern expects
+    ("up" for a breakout, "down" for a weakening pattern); the signal-quality report reads it.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Strategy:
     min_bars: int
     panel: PanelFn
     kind: Literal["vsa", "custom"] = "vsa"
+    direction: Literal["up", "down"] = "up"
 
     def checked_bars(self, bars: Bars = "both") -> tuple[str, ...]:
         """The default checked set intersected with the user's choice, current first."""
@@ -69,12 +71,13 @@ def _build() -> dict[str, Strategy]:
         "loaded_bar": (both, 50, loaded_bar_panel, "vsa"),
         "test_bar": (both, 4, test_bar_panel, "vsa"),
         "volume_surge": (both, 66, volume_surge_panel, "custom"),
-        "weak_uptrend": (("closed",), 7, weak_uptrend_panel, "custom"),
+        "weak_uptrend": (("closed",), 26, weak_uptrend_panel, "custom"),
         "pin_down": (("closed",), 5, pin_down_panel, "custom"),
         "confluence": (both, 23, confluence_panel, "custom"),
     }
+    down = {"reversal_bar", "weak_uptrend", "pin_down"}
     entries = [
-        Strategy(name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind)
+        Strategy(name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind, "down" if name in down else "up")
         for name, (bars, min_bars, panel, kind) in cores.items()
     ]
     return {s.name: s for s in entries}

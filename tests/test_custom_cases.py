@@ -84,52 +84,87 @@ def test_volume_surge_needs_sixty_five_rows() -> None:
 # ---------------------------------------------------------------- weak uptrend (spec 6)
 
 
-def weak_frame(last_close: float = 100.5, last_volume: float = 90.0, last_range: float = 2.0) -> pd.DataFrame:
-    """Six flat bars then bar 6: a small up close with a higher high; bar 7 is the forming bar."""
-    rows = [(100.0, 101.0, 99.0, 100.0, 100.0)] * 6
-    low = last_close - 1.0
-    rows.append((100.0, low + last_range, low, last_close, last_volume))
+BASELINE_ROWS = 20  # bars 0 ... 19: the W4/W5 baseline of bar 24
+WEAK_CLOSES = (120.0, 121.0, 122.0, 123.0, 123.8)  # the last gain (0.8) is smaller than the one before: W3
+WEAK_VOLUMES = (105.0, 300.0, 250.0, 200.0, 150.0)  # a climax (W4), then less volume on higher up bars (W1)
+
+
+def weak_frame(
+    closes: tuple[float, ...] = WEAK_CLOSES,
+    volumes: tuple[float, ...] = WEAK_VOLUMES,
+    last_range: float = 2.0,
+    baseline_step: float = 1.0,
+    baseline_volume: dict[int, float] | None = None,
+    baseline_high: dict[int, float] | None = None,
+) -> pd.DataFrame:
+    """20 baseline bars rising by ``baseline_step`` (ranges 2.0/2.2, volumes 100/110), then the five
+    bars 20 ... 24 with ``closes`` and ``volumes`` (range 2, the last ``last_range``, closing at 3/4 of
+    it), bar 24 the last closed bar and a copy of it as the forming bar 25."""
+    rows = []
+    for i in range(BASELINE_ROWS):
+        c = 119.0 - baseline_step * (BASELINE_ROWS - 1 - i)
+        half = 1.0 + 0.1 * (i % 2)
+        high = (baseline_high or {}).get(i, c + half)
+        rows.append((c, high, c - half, c, (baseline_volume or {}).get(i, 100.0 + 10.0 * (i % 2))))
+    for k, (c, v) in enumerate(zip(closes, volumes)):
+        r = last_range if k == len(closes) - 1 else 2.0
+        rows.append((c, c + r / 4, c - 3 * r / 4, c, v))
     rows.append(rows[-1])
     return frame(rows)
 
 
-def test_weak_uptrend_fires_with_three_weaknesses_including_w3() -> None:
+def test_weak_uptrend_fires_with_four_weaknesses_including_w3_in_an_uptrend() -> None:
     detected, result = detect_weak_uptrend(weak_frame())
     assert detected
     flags = tuple(result[name] for name in ("W1", "W2", "W3", "W4", "W5"))
-    assert flags == (True, True, True, False, False)
-    assert result["total_patterns"] == 3 and result["close"] == 100.5
-    assert math.isclose(result["volume_ratio"], 0.9)
+    assert flags == (True, True, True, True, False)
+    assert result["total_patterns"] == 4 and result["close"] == 123.8
+    assert result["date"] == pd.Timestamp("2024-01-25", tz="UTC")
+    assert math.isclose(result["volume_ratio"], 150.0 / np.mean([100.0, 110.0, 100.0, 105.0, 300.0, 250.0, 200.0, 110.0]))
 
 
-def test_weak_uptrend_two_weaknesses_are_not_enough() -> None:
-    series = weak_uptrend_series(weak_frame(last_volume=100.0))
-    assert not series["W1"].iloc[6] and series["total_patterns"].iloc[6] == 2
-    assert detect_weak_uptrend(weak_frame(last_volume=100.0)) == (False, {})
+def test_weak_uptrend_three_weaknesses_are_not_enough_by_default() -> None:
+    quiet = weak_frame(volumes=(105.0, 108.0, 107.0, 106.0, 104.0))
+    series = weak_uptrend_series(quiet)
+    assert not series["W4"].iloc[24] and series["total_patterns"].iloc[24] == 3
+    assert detect_weak_uptrend(quiet) == (False, {})
+    assert detect_weak_uptrend(quiet, min_weaknesses=3)[0]
 
 
 def test_weak_uptrend_needs_w3_whatever_the_count() -> None:
-    # a gain of 0.6 is more than a quarter of the previous spread (2): no momentum loss
-    assert not weak_uptrend_series(weak_frame(last_close=100.6))["W3"].iloc[6]
-    assert detect_weak_uptrend(weak_frame(last_close=100.6), min_weaknesses=2) == (False, {})
-    assert detect_weak_uptrend(weak_frame(), min_weaknesses=2)[0]
+    accelerating = weak_frame(closes=(120.0, 121.0, 122.0, 123.0, 124.2))
+    assert not weak_uptrend_series(accelerating)["W3"].iloc[24]
+    assert detect_weak_uptrend(accelerating, min_weaknesses=1) == (False, {})
 
 
-def test_weak_uptrend_w4_compares_with_the_other_four_bars() -> None:
-    series = weak_uptrend_series(weak_frame(last_volume=300.0))
-    assert series["W4"].iloc[6] and not series["W4"].iloc[5]
+def test_weak_uptrend_needs_a_close_above_a_rising_mean() -> None:
+    falling = weak_frame(baseline_step=-1.0)  # the baseline falls from 138 to 119
+    series = weak_uptrend_series(falling)
+    assert series["total_patterns"].iloc[24] >= 4 and series["W3"].iloc[24]
+    assert detect_weak_uptrend(falling) == (False, {})
+
+
+def test_weak_uptrend_needs_the_twenty_bar_high_inside_the_five_bars() -> None:
+    assert detect_weak_uptrend(weak_frame(baseline_high={4: 130.0}))[0]  # bar 4 is before bars 5 ... 24
+    assert detect_weak_uptrend(weak_frame(baseline_high={10: 130.0})) == (False, {})
+
+
+def test_weak_uptrend_w4_is_measured_against_the_twenty_bars_before_the_window() -> None:
+    loud_baseline = weak_uptrend_series(weak_frame(baseline_volume={10: 1000.0}))
+    assert not loud_baseline["W4"].iloc[24]  # 300 is under mean + 2 SD of a baseline holding 1000
+    assert weak_uptrend_series(weak_frame())["W4"].iloc[24]
 
 
 def test_weak_uptrend_w5_needs_a_wide_bar_closing_low() -> None:
-    wide_low = weak_uptrend_series(weak_frame(last_close=100.5, last_range=4.0))
-    assert wide_low["W5"].iloc[6]  # close position 1/4
-    rows = [(100.0, 101.0, 99.0, 100.0, 100.0)] * 6 + [(100.0, 101.0, 97.0, 100.9, 90.0)] * 2
-    assert not weak_uptrend_series(frame(rows))["W5"].iloc[6]  # close position 3.9/4 > 0.75
+    assert weak_uptrend_series(weak_frame(last_range=4.0))["W5"].iloc[24]  # close position 3/4
+    rows = weak_frame(last_range=4.0)
+    rows.iloc[24, rows.columns.get_loc("close")] = 124.7  # close position 3.9/4 > 0.75
+    assert not weak_uptrend_series(rows)["W5"].iloc[24]
 
 
-def test_weak_uptrend_needs_seven_rows() -> None:
-    assert detect_weak_uptrend(weak_frame().iloc[1:])[0]
-    assert detect_weak_uptrend(weak_frame().iloc[2:]) == (False, {})
+def test_weak_uptrend_needs_twenty_six_rows() -> None:
+    assert detect_weak_uptrend(weak_frame())[0]
+    assert detect_weak_uptrend(weak_frame().iloc[1:]) == (False, {})
 
 
 # ---------------------------------------------------------------- pin down (spec 7)
