@@ -1,7 +1,7 @@
 """Telegram alerts: format hits as HTML messages and send them per channel bot to each user's chat.
 
-Spec 9.3 fixes the titles, the channels and what each alert shows; :data:`ALERT_FIELDS` writes that
-content as data (label, metric key, format) per strategy. Per (strategy, exchange, timeframe) a
+Spec 9.3 fixes the titles, the channels and what each alert shows; each strategy declares that
+content as data (``Strategy.alert_fields``: label, metric key, format). Per (strategy, exchange, timeframe) a
 message carries one header and one block per hit; messages are split at block boundaries below
 Telegram's 4,096-character limit.
 
@@ -35,7 +35,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from scanner.ledger import AlertKey, AlertLedger, LedgerEntry
-from scanner.registry import CHANNEL_OF, STRATEGY_NAMES, TITLES
+from scanner.registry import MetricKey, Strategy, get_strategy, resolve_strategies
 from scanner.results import AlertFailure, AlertReport, Hit
 from utils.config import CHANNELS, TelegramConfig, telegram_config
 from utils.logging import install_redaction, redact, register_secret
@@ -73,58 +73,6 @@ TRADINGVIEW_SYMBOL_FIXES: dict[str, tuple[tuple[str, str], ...]] = {
     "kucoin_futures": ((r"^XBT", "BTC"), (r"USDTM$", "USDT")),
 }
 
-MetricKey = str | tuple[str, ...]
-AlertField = tuple[str, MetricKey, str]
-
-_COMMON: tuple[AlertField, ...] = (
-    ("Close", "close", "price"),
-    ("Volume ratio", "volume_ratio", "ratio"),
-    ("USD volume", "volume_usd", "usd"),
-)
-_VSA: tuple[AlertField, ...] = _COMMON + (
-    ("Close off low", "close_off_low", "pct"),
-    ("Arctan ratio", "arctan_ratio", "ratio"),
-)
-WEAKNESS_KEYS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5")
-CONFLUENCE_COMPONENTS: tuple[str, ...] = ("high_volume", "spread_breakout", "momentum_breakout")
-
-# Spec 9.3 "Alert content per hit" (and section 12 for weak uptrend).
-ALERT_FIELDS: dict[str, tuple[AlertField, ...]] = {
-    "breakout_bar": _VSA,
-    "stop_bar": _VSA,
-    "start_bar": _VSA,
-    "reversal_bar": _VSA,
-    "test_bar": _VSA,
-    "loaded_bar": _VSA,
-    "volume_surge": _COMMON + (("Score", "score", "ratio"), ("Price extreme", "price_extreme", "text")),
-    "confluence": _COMMON
-    + (
-        ("Close off low", "close_off_low", "pct"),
-        ("Momentum score", "momentum_score", "ratio"),
-        ("Components", CONFLUENCE_COMPONENTS, "flags"),
-    ),
-    "pin_down": _COMMON + (("Bearish-top distance", "bearishtop_dist", "bars"),),
-    "weak_uptrend": (
-        ("Close", "close", "price"),
-        ("USD volume", "volume_usd", "usd"),
-        ("Weakness count", "total_patterns", "int"),
-        ("Weaknesses", WEAKNESS_KEYS, "flags"),
-    ),
-}
-
-# How a true flag is named in an alert (spec 6 for W1-W5, 8.7 for the confluence components).
-FLAG_LABELS: dict[str, str] = {
-    "W1": "W1 lower volume on a higher up bar",
-    "W2": "W2 no spread expansion",
-    "W3": "W3 momentum loss",
-    "W4": "W4 climactic volume",
-    "W5": "W5 wide bar closing low",
-    "high_volume": "high volume",
-    "spread_breakout": "spread breakout",
-    "momentum_breakout": "momentum breakout",
-}
-
-
 def _format_price(value: float) -> str:
     """Enough decimals for four significant digits, never scientific notation."""
     if value == 0:
@@ -153,9 +101,9 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _field_text(hit: Hit, key: MetricKey, fmt: str) -> str:
+def _field_text(strategy: Strategy, hit: Hit, key: MetricKey, fmt: str) -> str:
     if fmt == "flags":
-        fired = [FLAG_LABELS.get(k, k) for k in key if bool(_metric(hit, k))]
+        fired = [strategy.flag_labels.get(k, k) for k in key if bool(_metric(hit, k))]
         return ", ".join(fired) or "none"
     value = _metric(hit, key)  # type: ignore[arg-type]
     if _is_missing(value):
@@ -182,7 +130,7 @@ def tradingview_url(exchange: str, symbol: str) -> str | None:
 
 def format_header(strategy: str, exchange: str, timeframe: str) -> str:
     """The header of a (strategy, exchange, timeframe) group: spec 9.3 title, exchange, timeframe."""
-    title = html.escape(TITLES.get(strategy, strategy))
+    title = html.escape(get_strategy(strategy).title)
     return f"<b>{title}</b>\n{html.escape(exchange)} · {html.escape(timeframe)}"
 
 
@@ -195,8 +143,9 @@ def format_block(hit: Hit) -> str:
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     bar = "current bar, forming" if hit.current_bar else "closed bar"
     lines = [f"<b>{name}</b>", f"Bar: {stamp.strftime(BAR_TIME_FORMAT)} ({bar})"]
-    for label, key, fmt in ALERT_FIELDS.get(hit.strategy, _COMMON):
-        lines.append(f"{html.escape(label)}: {html.escape(_field_text(hit, key, fmt))}")
+    strategy = get_strategy(hit.strategy)
+    for label, key, fmt in strategy.alert_fields:
+        lines.append(f"{html.escape(label)}: {html.escape(_field_text(strategy, hit, key, fmt))}")
     return "\n".join(lines)
 
 
@@ -216,7 +165,7 @@ class _Alert:
     @classmethod
     def from_hit(cls, hit: Hit, channel: str | None) -> _Alert:
         return cls(
-            channel=channel or CHANNEL_OF[hit.strategy],
+            channel=channel or get_strategy(hit.strategy).channel,
             strategy=hit.strategy,
             exchange=hit.exchange,
             timeframe=hit.timeframe,
@@ -293,13 +242,12 @@ def validate_alert_targets(
     """
     cfg = config or telegram_config()
     problems: list[str] = []
-    names = list(strategies)
-    unknown_strategies = [s for s in names if s not in STRATEGY_NAMES]
-    if unknown_strategies:
-        problems.append(
-            f"unknown strategy {', '.join(map(repr, unknown_strategies))}; valid strategies: "
-            f"{', '.join(STRATEGY_NAMES)}"
-        )
+    names: list[str] = []
+    requested = list(strategies)
+    try:
+        names = resolve_strategies(requested) if requested else []
+    except ValueError as exc:
+        problems.append(str(exc))
     for user in users:
         if user not in cfg.users:
             configured = ", ".join(sorted(cfg.users)) or "none"
@@ -310,7 +258,7 @@ def validate_alert_targets(
     if channel is not None and channel not in CHANNELS:
         problems.append(f"unknown Telegram channel {channel!r}; channels: {', '.join(CHANNELS)}")
     else:
-        needed = {channel} if channel else {CHANNEL_OF[s] for s in names if s in CHANNEL_OF}
+        needed = {channel} if channel else {get_strategy(s).channel for s in names}
         for name in sorted(needed):
             if name not in cfg.tokens:
                 problems.append(

@@ -6,8 +6,8 @@ strategy is one detector module plus one entry here (spec sections 9.1, 9.3 and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -16,6 +16,19 @@ Bars = Literal["both", "closed", "current"]
 BAR_CHOICES: tuple[str, ...] = ("both", "closed", "current")
 
 PanelFn = Callable[..., dict[str, np.ndarray]]
+# An alert line: (label, metric key or a tuple of flag keys, format name of the alert renderer).
+MetricKey = str | tuple[str, ...]
+AlertField = tuple[str, MetricKey, str]
+
+COMMON_FIELDS: tuple[AlertField, ...] = (
+    ("Close", "close", "price"),
+    ("Volume ratio", "volume_ratio", "ratio"),
+    ("USD volume", "volume_usd", "usd"),
+)
+VSA_FIELDS: tuple[AlertField, ...] = COMMON_FIELDS + (
+    ("Close off low", "close_off_low", "pct"),
+    ("Arctan ratio", "arctan_ratio", "ratio"),
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,7 @@ class Strategy:
     ``bars`` is the default set checked (9.1); ``prefer_current`` means one hit per market, the
     forming bar winning over the last closed one. ``direction`` is the move the pattern expects
     ("up" for a breakout, "down" for a weakening pattern); the signal-quality report reads it.
+    ``alert_fields`` is what an alert shows (spec 9.3), ``flag_labels`` how a true flag is named.
     """
 
     name: str
@@ -39,6 +53,8 @@ class Strategy:
     panel: PanelFn
     kind: Literal["vsa", "custom"] = "vsa"
     direction: Literal["up", "down"] = "up"
+    alert_fields: tuple[AlertField, ...] = COMMON_FIELDS
+    flag_labels: Mapping[str, str] = field(default_factory=dict)
 
     def checked_bars(self, bars: Bars = "both") -> tuple[str, ...]:
         """The default checked set intersected with the user's choice, current first."""
@@ -77,7 +93,10 @@ def _build() -> dict[str, Strategy]:
     }
     down = {"reversal_bar", "weak_uptrend", "pin_down"}
     entries = [
-        Strategy(name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind, "down" if name in down else "up")
+        Strategy(
+            name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind, "down" if name in down else "up",
+            ALERT_FIELDS[name], FLAG_LABELS,
+        )
         for name, (bars, min_bars, panel, kind) in cores.items()
     ]
     return {s.name: s for s in entries}
@@ -122,6 +141,45 @@ CHANNEL_OF: dict[str, str] = {
     "volume_surge": "volume_surge",
     "loaded_bar": "volume_surge",
     "confluence": "confluence",
+}
+
+WEAKNESS_KEYS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5")
+CONFLUENCE_COMPONENTS: tuple[str, ...] = ("high_volume", "spread_breakout", "momentum_breakout")
+
+# Spec 9.3 "Alert content per hit" (and section 12 for weak uptrend).
+ALERT_FIELDS: dict[str, tuple[AlertField, ...]] = {
+    "breakout_bar": VSA_FIELDS,
+    "stop_bar": VSA_FIELDS,
+    "start_bar": VSA_FIELDS,
+    "reversal_bar": VSA_FIELDS,
+    "test_bar": VSA_FIELDS,
+    "loaded_bar": VSA_FIELDS,
+    "volume_surge": COMMON_FIELDS + (("Score", "score", "ratio"), ("Price extreme", "price_extreme", "text")),
+    "confluence": COMMON_FIELDS
+    + (
+        ("Close off low", "close_off_low", "pct"),
+        ("Momentum score", "momentum_score", "ratio"),
+        ("Components", CONFLUENCE_COMPONENTS, "flags"),
+    ),
+    "pin_down": COMMON_FIELDS + (("Bearish-top distance", "bearishtop_dist", "bars"),),
+    "weak_uptrend": (
+        ("Close", "close", "price"),
+        ("USD volume", "volume_usd", "usd"),
+        ("Weakness count", "total_patterns", "int"),
+        ("Weaknesses", WEAKNESS_KEYS, "flags"),
+    ),
+}
+
+# How a true flag is named in an alert (spec 6 for W1-W5, 8.7 for the confluence components).
+FLAG_LABELS: dict[str, str] = {
+    "W1": "W1 lower volume on a higher up bar",
+    "W2": "W2 no spread expansion",
+    "W3": "W3 momentum loss",
+    "W4": "W4 climactic volume",
+    "W5": "W5 wide bar closing low",
+    "high_volume": "high volume",
+    "spread_breakout": "spread breakout",
+    "momentum_breakout": "momentum breakout",
 }
 
 _REGISTRY: dict[str, Strategy] | None = None
