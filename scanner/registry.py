@@ -181,7 +181,11 @@ def _composite(name: str) -> Strategy:
     extra = sorted(set(table) - {"title", "channel"})
     if extra:
         raise ValueError(f"[{CONFIG_TABLE}.\"{name}\"] may set title and channel only, not {extra[0]!r}")
-    return compose([_single(part) for part in parts], **_labels(name, table))
+    try:
+        resolved = [_single(part) for part in parts]
+    except ValueError as exc:
+        raise ValueError(f"in composite {name!r}: {exc}") from None
+    return compose(resolved, **_labels(name, table))
 
 
 def _single(name: str) -> Strategy:

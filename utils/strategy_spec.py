@@ -68,7 +68,9 @@ class Param:
         if isinstance(self.default, str):
             return "one of " + ", ".join(repr(c) for c in self.choices)
         kind = "a whole number" if isinstance(self.default, int) else "a number"
-        return f"{kind} from {self.low:g} to {self.high:g}"
+        low = "" if self.low is None else f" from {self.low:g}"
+        high = "" if self.high is None else f" to {self.high:g}"
+        return f"{kind}{low}{high}"
 
     def check(self, value: Any, owner: str) -> Any:
         """``value`` as the panel takes it; ``ValueError`` naming the valid values otherwise."""
