@@ -218,14 +218,12 @@ def resolve_strategies(names: str | list[str] | tuple[str, ...] | None) -> list[
     items = [n.strip() for n in names if n and n.strip()]
     if not items:
         raise ValueError(f"empty strategy list; {_valid_names()}, or 'all'")
-    if "all" in items:
-        return list(strategy_names())
     out: list[str] = []
     for name in items:
-        name = get_strategy(name).name
+        name = get_strategy(name).name if name != "all" else name
         if name not in out:
             out.append(name)
-    return out
+    return list(strategy_names()) if "all" in out else out
 
 
 demo.use_plants(demo_plants)
