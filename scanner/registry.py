@@ -83,6 +83,7 @@ TABLE_KEYS: tuple[str, ...] = ("base", "title", "channel")  # a table's keys bes
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # strategy and channel names (env var suffixes)
 
 _REGISTRY: dict[str, Strategy] = {}
+_LOADED = False  # True once STRATEGY_MODULES are imported
 
 
 def _check_name(name: str, what: str) -> None:
@@ -107,10 +108,12 @@ def unregister(name: str) -> None:
 
 def registry() -> dict[str, Strategy]:
     """Every registered strategy by name, in ``STRATEGY_MODULES`` order, then ``register`` order."""
-    if not _REGISTRY:
+    global _LOADED
+    if not _LOADED:
         for path in STRATEGY_MODULES:
             strategy = importlib.import_module(path).STRATEGY
             _REGISTRY[strategy.name] = strategy
+        _LOADED = True
     return _REGISTRY
 
 
@@ -133,7 +136,9 @@ def _tables() -> Mapping[str, Any]:
 
 def variant_names() -> tuple[str, ...]:
     """Names of the tuned variants the config file defines."""
-    return tuple(name for name in _tables() if COMPOSITE_SEPARATOR not in name)
+    return tuple(
+        name for name, table in _tables().items() if COMPOSITE_SEPARATOR not in name and isinstance(table, Mapping)
+    )
 
 
 def _valid_names() -> str:

@@ -190,3 +190,10 @@ async def test_demo_scan_hits_are_the_markets_where_both_parts_fire_on_the_same_
     part_titles = [get_strategy(p).title for p in (a, b)]
     assert all(f"({title})" in block for title in part_titles)
     assert "n/a" not in block
+
+
+def test_the_cli_scans_a_composite(capsys) -> None:
+    import run_parallel_scanner as rps
+
+    assert rps.main(["1d", "confluence+volume_surge", "demo", "default", "false", "--no-progress"]) == 0
+    assert "confluence+volume_surge" in capsys.readouterr().out
