@@ -214,7 +214,8 @@ def get_strategy(name: str) -> Strategy:
 def resolve_strategies(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """Comma list / list / ``"all"`` -> validated names, order kept, duplicates dropped.
 
-    ``all`` is every registered strategy; variants and composites are named explicitly.
+    ``all`` is every registered strategy; variants and composites are named explicitly, and may
+    follow it (``all,confluence+volume_surge``).
     """
     if names is None:
         raise ValueError(f"no strategy given; {_valid_names()}, or 'all'")
@@ -224,11 +225,9 @@ def resolve_strategies(names: str | list[str] | tuple[str, ...] | None) -> list[
     if not items:
         raise ValueError(f"empty strategy list; {_valid_names()}, or 'all'")
     out: list[str] = []
-    for name in items:
-        name = get_strategy(name).name if name != "all" else name
-        if name not in out:
-            out.append(name)
-    return list(strategy_names()) if "all" in out else out
+    for item in items:
+        out.extend(strategy_names() if item == "all" else [get_strategy(item).name])
+    return list(dict.fromkeys(out))
 
 
 demo.use_plants(demo_plants)

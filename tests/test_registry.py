@@ -119,3 +119,8 @@ def test_no_module_outside_the_strategies_lists_or_switches_on_strategy_names() 
         if path.name != "registry.py" or path.parent.name != "scanner"
     }
     assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_all_expands_in_place_and_keeps_named_composites() -> None:
+    names = registry.resolve_strategies("pin_down, all, confluence+volume_surge, pin_down")
+    assert names == ["pin_down", *[n for n in SPEC if n != "pin_down"], "confluence+volume_surge"]
