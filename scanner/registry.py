@@ -180,7 +180,7 @@ def _variant(name: str) -> Strategy:
 def _composite(name: str) -> Strategy:
     """``a+b``: each part resolved by name, the title and channel from ``[strategies."a+b"]``."""
     parts = [part.strip() for part in name.split(COMPOSITE_SEPARATOR)]
-    if any(COMPOSITE_SEPARATOR in part or not part for part in parts):
+    if not all(parts):
         raise ValueError(f"empty part in composite {name!r}; {_valid_names()}")
     table = _table(COMPOSITE_SEPARATOR.join(parts))
     extra = sorted(set(table) - {"title", "channel"})
