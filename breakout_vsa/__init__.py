@@ -1,4 +1,8 @@
-"""Volume Spread Analysis detectors: the generic engine, its six strategies and their panel cores."""
+"""Volume Spread Analysis detectors: the generic engine, its six strategies and their panel cores.
+
+``breakout_vsa.core`` is imported first: the strategy modules import it, and it re-exports their
+seed names (``breakout_bar_vsa`` and the like) once it is complete.
+"""
 
 from breakout_vsa.core import (
     breakout_bar_panel,

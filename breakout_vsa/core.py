@@ -1,10 +1,12 @@
-"""The six VSA detectors: the generic engine (spec 2), start bar (3), test bar (4) and their reports.
+"""The VSA maths: the generic engine (spec 2), start bar (3), test bar (4) and their reports.
 
 Every detector is computed for all bars and all symbols of a panel at once: ``o, h, l, c, v`` are
-float64 arrays of shape (n bars, k symbols), oldest bar first. The ``*_panel`` functions are the
-scanner's batch entry points (detector contract: ``signal`` plus the spec 9.2 metrics); the
-``*_vsa(df)`` wrappers and ``vsa_detector(df, params)`` are the seed's per-frame call shapes, thin
-layers over the same math with k = 1.
+float64 arrays of shape (n bars, k symbols), oldest bar first. ``engine_report`` and the
+``*_panel`` functions are the scanner's batch entry points (detector contract: ``signal`` plus the
+spec 9.2 metrics); ``vsa_detector(df, params)`` and the ``*_vsa(df)`` wrappers are the seed's
+per-frame call shapes, thin layers over the same math with k = 1. Each strategy's parameter set,
+panel and declaration live in its own module under ``breakout_vsa/strategies``; the seed's names
+are re-exported at the end of this module.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 
 from breakout_vsa import helpers as hp
 from breakout_vsa.helpers import OHLCV_COLUMNS, frame_arrays
-from breakout_vsa.strategies import breakout_bar, loaded_bar, reversal_bar, start_bar, stop_bar
+from utils.strategy_spec import COMMON_FIELDS, AlertField, Param
 
 
 # Spec 2.1: option -> valid values (exact, case-sensitive).
@@ -79,6 +81,21 @@ WINDOW_PARAMS: tuple[str, ...] = (
     "high_breakout_lookback",
 )
 
+# Ranges of the engine's numeric parameters when a tuned variant overrides them.
+MAX_WINDOW = 1000
+MAX_STD = 20.0
+PERCENT_PARAMS: tuple[str, ...] = (
+    "v1_macro_percentile", "v2_macro_percentile", "breakout_close_percent", "high_breakout_count_percent",
+)
+QUANTILE_PARAMS: tuple[str, ...] = ("volume_pct_threshold", "spread_pct_threshold")
+MAX_ARCTAN_THRESHOLD = 100.0
+
+# Spec 9.3: what a VSA alert shows.
+VSA_FIELDS: tuple[AlertField, ...] = COMMON_FIELDS + (
+    ("Close off low", "close_off_low", "pct"),
+    ("Arctan ratio", "arctan_ratio", "ratio"),
+)
+
 # Spec 2.4: close-position bands.
 CP_IN_HIGHS = 0.65
 CP_MIDDLE_TOP = 0.5
@@ -129,6 +146,28 @@ def validate_params(params: Mapping[str, object]) -> dict:
             raise ValueError(f"parameter {name!r} must be a whole number >= 1, got {merged[name]!r}")
         merged[name] = int(merged[name])
     return merged
+
+
+def _engine_param(name: str, default: object) -> Param:
+    """One engine parameter with the range ``validate_params`` and the spec allow."""
+    if name in VALID_OPTIONS:
+        return Param(name, default, choices=VALID_OPTIONS[name])
+    if isinstance(default, bool):
+        return Param(name, default)
+    if name in WINDOW_PARAMS:
+        return Param(name, int(default), 1, MAX_WINDOW)
+    if name in PERCENT_PARAMS:
+        return Param(name, float(default), 0.0, 100.0)
+    if name in QUANTILE_PARAMS:
+        return Param(name, float(default), 0.0, 1.0)
+    if name == "arctangent_ratio_threshold":
+        return Param(name, float(default), 0.0, MAX_ARCTAN_THRESHOLD)
+    return Param(name, float(default), 0.0, MAX_STD)
+
+
+def engine_params(params: Mapping[str, object]) -> tuple[Param, ...]:
+    """The tunable parameters of an engine strategy: its full parameter set, defaults filled in."""
+    return tuple(_engine_param(name, value) for name, value in validate_params(params).items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,11 +320,12 @@ def vsa_panel(
 
 
 def start_bar_math(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray,
-    params: Mapping[str, float] | None = None,
+    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, p: Mapping[str, float]
 ) -> PanelDict:
-    """Start bar's nine conditions, ``pattern`` and ``condition`` (new occurrences only), spec 3."""
-    p = {**start_bar.get_params(), **(params or {})}
+    """Start bar's nine conditions, ``pattern`` and ``condition`` (new occurrences only), spec 3.
+
+    ``p`` is start bar's full parameter set (``breakout_vsa.strategies.start_bar.get_params``).
+    """
     h, l, c, v = (hp.as_panel(x) for x in (h, l, c, v))
     short, wide = int(p["lookback"]), int(p["volume_lookback"])
     r = hp.spread(h, l)
@@ -343,7 +383,7 @@ def test_bar_math(
 # ---------------------------------------------------------------------------------------------
 
 
-def _report(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, math: PanelDict) -> PanelDict:
+def math_report(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, math: PanelDict) -> PanelDict:
     """``signal`` plus the spec 9.2 VSA metrics; AR reported as 0.0 where undefined."""
     h, l, c, v = (hp.as_panel(x) for x in (h, l, c, v))
     ar = math["arctan_ratio"]
@@ -355,46 +395,18 @@ def _report(h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, math: Pa
     }
 
 
-def breakout_bar_panel(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
+def engine_report(
+    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, params: Mapping[str, object]
 ) -> PanelDict:
-    """Breakout bar on an (n, k) panel: the engine with the spec 2.9 breakout set."""
-    return _report(h, l, c, v, vsa_panel(o, h, l, c, v, breakout_bar.get_params()))
-
-
-def stop_bar_panel(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
-) -> PanelDict:
-    """Stop bar on an (n, k) panel: the engine with the spec 2.9 stop set (D2: "In Highs")."""
-    return _report(h, l, c, v, vsa_panel(o, h, l, c, v, stop_bar.get_params()))
-
-
-def reversal_bar_panel(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
-) -> PanelDict:
-    """Reversal bar on an (n, k) panel: the engine with the spec 2.9 reversal set."""
-    return _report(h, l, c, v, vsa_panel(o, h, l, c, v, reversal_bar.get_params()))
-
-
-def loaded_bar_panel(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
-) -> PanelDict:
-    """Loaded bar on an (n, k) panel: the engine with the spec 2.9 loaded set."""
-    return _report(h, l, c, v, vsa_panel(o, h, l, c, v, loaded_bar.get_params()))
-
-
-def start_bar_panel(
-    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
-) -> PanelDict:
-    """Start bar on an (n, k) panel (spec 3); arctan_ratio is reported as 0.0 (spec 9.2)."""
-    return _report(h, l, c, v, start_bar_math(o, h, l, c, v))
+    """An engine strategy on an (n, k) panel: ``signal`` and the spec 9.2 metrics for ``params``."""
+    return math_report(h, l, c, v, vsa_panel(o, h, l, c, v, params))
 
 
 def test_bar_panel(
     o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray
 ) -> PanelDict:
     """Test bar on an (n, k) panel (spec 4); arctan_ratio is reported as 0.0 (spec 9.2)."""
-    return _report(h, l, c, v, test_bar_math(o, h, l, c, v))
+    return math_report(h, l, c, v, test_bar_math(o, h, l, c, v))
 
 
 test_bar_panel.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite the name
@@ -406,7 +418,8 @@ test_bar_math.__test__ = False  # type: ignore[attr-defined]
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_frame_result(index: pd.Index, math: PanelDict) -> tuple[pd.Series, pd.DataFrame]:
+def frame_result(index: pd.Index, math: PanelDict) -> tuple[pd.Series, pd.DataFrame]:
+    """The seed's ``(condition, result)`` pair from the math of a one-symbol panel."""
     condition = pd.Series(math["condition"][:, 0], index=index, name="condition")
     columns = {name: values[:, 0] for name, values in math.items() if name != "condition"}
     return condition, pd.DataFrame(columns, index=index)
@@ -420,37 +433,20 @@ def vsa_detector(df: pd.DataFrame, params: Mapping[str, object]) -> tuple[pd.Ser
     validated before the frame is read. The frame is never modified.
     """
     validate_params(params)
-    return _as_frame_result(df.index, vsa_panel(*frame_arrays(df), params))
-
-
-def breakout_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Breakout bar over a frame (spec 2.9)."""
-    return vsa_detector(df, breakout_bar.get_params())
-
-
-def stop_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Stop bar over a frame (spec 2.9)."""
-    return vsa_detector(df, stop_bar.get_params())
-
-
-def reversal_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Reversal bar over a frame (spec 2.9)."""
-    return vsa_detector(df, reversal_bar.get_params())
-
-
-def loaded_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Loaded bar over a frame (spec 2.9)."""
-    return vsa_detector(df, loaded_bar.get_params())
-
-
-def start_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """Start bar over a frame (spec 3); ``result["arctan_ratio"]`` is NaN on every bar."""
-    return _as_frame_result(df.index, start_bar_math(*frame_arrays(df)))
+    return frame_result(df.index, vsa_panel(*frame_arrays(df), params))
 
 
 def test_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     """Test bar over a frame (spec 4); ``result["arctan_ratio"]`` is NaN on every bar."""
-    return _as_frame_result(df.index, test_bar_math(*frame_arrays(df)))
+    return frame_result(df.index, test_bar_math(*frame_arrays(df)))
 
 
 test_bar_vsa.__test__ = False  # type: ignore[attr-defined]
+
+# The seed's per-strategy names, defined next to each parameter set (those modules import this one,
+# so they are imported last; ``breakout_vsa/__init__`` imports this module first).
+from breakout_vsa.strategies.breakout_bar import breakout_bar_panel, breakout_bar_vsa  # noqa: E402
+from breakout_vsa.strategies.loaded_bar import loaded_bar_panel, loaded_bar_vsa  # noqa: E402
+from breakout_vsa.strategies.reversal_bar import reversal_bar_panel, reversal_bar_vsa  # noqa: E402
+from breakout_vsa.strategies.start_bar import start_bar_panel, start_bar_vsa  # noqa: E402
+from breakout_vsa.strategies.stop_bar import stop_bar_panel, stop_bar_vsa  # noqa: E402

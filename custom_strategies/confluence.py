@@ -22,6 +22,8 @@ from breakout_vsa.helpers import (
 )
 from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
 from custom_strategies._windows import last_true_index
+from utils.demo_patterns import Arrays, draw_bar
+from utils.strategy_spec import BOTH, COMMON_FIELDS, Param, Strategy
 
 DOJI_THRESHOLD = 5.0  # percent close-to-close change still counted as doji-like (8.1)
 CTX_LEN = 7
@@ -39,6 +41,8 @@ SPREAD_TOLERANCE = 0.95
 RANGE_MAX_BARS = 3
 RATIO_BARS = 7  # volume_ratio = v / MEAN_7(v)
 UP, DOWN, NONE = 1, -1, 0
+MAX_LENGTH = 500  # longest WMA / context window a tuned variant may ask for
+COMPONENTS: tuple[str, ...] = ("high_volume", "spread_breakout", "momentum_breakout")
 METRICS: tuple[str, ...] = (
     "close_price", "volume", "volume_usd", "volume_ratio", "close_off_low", "bar_range", "momentum_score",
     "high_volume", "spread_breakout", "momentum_breakout",
@@ -248,3 +252,36 @@ def detect_confluence(
     result.update(hit_metrics(arrays, row, METRICS, current=False))
     result["current_bar"] = check_bar == -1
     return True, result
+
+
+def demo_plant(a: Arrays, t: int) -> None:
+    """A wide up bar out of a quiet range, closing at its high on more volume."""
+    draw_bar(a, t, 0.035, 0.002, 0.003, 1.6)
+
+
+STRATEGY = Strategy(
+    name="confluence",
+    title="Confluence Signal",
+    channel="confluence",
+    bars=BOTH,
+    min_bars=MIN_ROWS,
+    panel=confluence_panel,
+    direction="up",
+    alert_fields=COMMON_FIELDS
+    + (
+        ("Close off low", "close_off_low", "pct"),
+        ("Momentum score", "momentum_score", "ratio"),
+        ("Components", COMPONENTS, "flags"),
+    ),
+    flag_labels={"high_volume": "high volume", "spread_breakout": "spread breakout",
+                 "momentum_breakout": "momentum breakout"},
+    params=(
+        Param("doji_threshold", DOJI_THRESHOLD, 0.0, 100.0),
+        Param("ctx_len", CTX_LEN, 1, MAX_LENGTH),
+        Param("range_floor", RANGE_FLOOR, 0.0, 1.0),
+        Param("len_fast", LEN_FAST, 1, MAX_LENGTH),
+        Param("len_mid", LEN_MID, 1, MAX_LENGTH),
+        Param("len_slow", LEN_SLOW, 1, MAX_LENGTH),
+    ),
+    demo_plant=demo_plant,
+)

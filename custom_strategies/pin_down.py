@@ -12,6 +12,8 @@ import pandas as pd
 from breakout_vsa.helpers import inside_bar, new_occurrence, outside_bar, rolling_max, rolling_min, shift
 from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
 from custom_strategies._windows import last_true_index, partial_max, partial_mean
+from utils.demo_patterns import Arrays, draw_bar, draw_trend
+from utils.strategy_spec import CLOSED_ONLY, COMMON_FIELDS, Strategy
 
 MIN_ROWS = 5  # the seed's frame-length guard (evaluated bar second to last)
 SPAN_BARS = 3  # A3: high-low span of bars t-2 ... t
@@ -104,3 +106,28 @@ def detect_pin_down(df: pd.DataFrame, check_bar: int = -2) -> tuple[bool, dict]:
     result: dict[str, object] = {"date": df.index[row]}
     result.update(hit_metrics(arrays, row, METRICS, current=False))
     return True, result
+
+
+def demo_plant(a: Arrays, t: int) -> None:
+    """A rally to a shooting-star top, then a close below the top's low."""
+    draw_trend(a, t - 15, t - 1, 0.012)
+    draw_bar(a, t - 1, 0.002, 0.0, 0.004, 1.3)
+    a["high"][t - 1] = a["open"][t - 1] * 1.04
+    o = a["close"][t - 1]
+    a["open"][t], a["high"][t] = o, o * 1.001
+    a["close"][t] = a["low"][t - 1] * 0.99
+    a["low"][t] = a["close"][t] * 0.997
+    a["volume"][t] = 1.2
+
+
+STRATEGY = Strategy(
+    name="pin_down",
+    title="Pin Down Detection",
+    channel="weakening_trend",
+    bars=CLOSED_ONLY,
+    min_bars=MIN_ROWS,
+    panel=pin_down_panel,
+    direction="down",
+    alert_fields=COMMON_FIELDS + (("Bearish-top distance", "bearishtop_dist", "bars"),),
+    demo_plant=demo_plant,
+)

@@ -12,6 +12,8 @@ import pandas as pd
 from breakout_vsa.helpers import rolling_mean, rolling_std, shift
 from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
 from custom_strategies._windows import partial_max, partial_min
+from utils.demo_patterns import Arrays, draw_bar
+from utils.strategy_spec import BOTH, COMMON_FIELDS, Param, Strategy
 
 LOOKBACK = 65
 STD_DEV = 4.0
@@ -28,6 +30,8 @@ EXTREME_LABELS = np.array(
     dtype=object,
 )
 METRICS: tuple[str, ...] = ("volume", "volume_usd", "volume_ratio", "close_price", "score", "price_extreme")
+MAX_LOOKBACK = 1000  # longest band a tuned variant may ask for
+MAX_STD_DEV = 20.0
 
 
 def _score(h: np.ndarray, l: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -114,3 +118,22 @@ def detect_volume_surge(
     result: dict[str, object] = {"timestamp": df.index[row]}
     result.update(hit_metrics(arrays, row, METRICS, current=check_bar == -1))
     return True, result
+
+
+def demo_plant(a: Arrays, t: int) -> None:
+    """An up bar on eight times the usual volume."""
+    draw_bar(a, t, 0.015, 0.003, 0.003, 8.0)
+
+
+STRATEGY = Strategy(
+    name="volume_surge",
+    title="Sudden Volume Surge",
+    channel="volume_surge",
+    bars=BOTH,
+    min_bars=LOOKBACK + 1,
+    panel=volume_surge_panel,
+    direction="up",
+    alert_fields=COMMON_FIELDS + (("Score", "score", "ratio"), ("Price extreme", "price_extreme", "text")),
+    params=(Param("lookback_period", LOOKBACK, 2, MAX_LOOKBACK), Param("std_dev", STD_DEV, 0.0, MAX_STD_DEV)),
+    demo_plant=demo_plant,
+)

@@ -14,6 +14,8 @@ import pandas as pd
 from breakout_vsa.helpers import rolling_max, rolling_mean, rolling_std, shift
 from custom_strategies._frame import evaluated_row, frame_panel, hit_metrics, series_frame
 from custom_strategies._windows import any_recent, partial_mean
+from utils.demo_patterns import Arrays, draw_bar, draw_trend
+from utils.strategy_spec import CLOSED_ONLY, Param, Strategy
 
 MIN_WEAKNESSES = 4
 MIN_ROWS = 26  # frame guard: evaluated bar second to last, t >= 24 (D13)
@@ -120,3 +122,38 @@ def detect_weak_uptrend(
     result: dict[str, object] = {"date": df.index[row]}
     result.update(hit_metrics(arrays, row, METRICS, current=False))
     return True, result
+
+
+def demo_plant(a: Arrays, t: int) -> None:
+    """A steady rally to new highs, a climactic volume bar, then higher up bars on falling volume
+    whose gains shrink (W1-W4, in an uptrend; D13)."""
+    draw_trend(a, t - 30, t - 4, 0.012, wick=0.003)
+    steps, volumes = (0.012, 0.010, 0.008, 0.006, 0.003), (1.2, 3.5, 2.5, 1.8, 1.3)
+    for k, (step, volume) in enumerate(zip(steps, volumes)):
+        draw_bar(a, t - 4 + k, step, 0.003, 0.003, volume)
+
+
+STRATEGY = Strategy(
+    name="weak_uptrend",
+    title="Weak Uptrend Detection",
+    channel="weakening_trend",
+    bars=CLOSED_ONLY,
+    min_bars=MIN_ROWS,
+    panel=weak_uptrend_panel,
+    direction="down",
+    alert_fields=(
+        ("Close", "close", "price"),
+        ("USD volume", "volume_usd", "usd"),
+        ("Weakness count", "total_patterns", "int"),
+        ("Weaknesses", WEAKNESSES, "flags"),
+    ),
+    flag_labels={
+        "W1": "W1 lower volume on a higher up bar",
+        "W2": "W2 no spread expansion",
+        "W3": "W3 momentum loss",
+        "W4": "W4 climactic volume",
+        "W5": "W5 wide bar closing low",
+    },
+    params=(Param("min_weaknesses", MIN_WEAKNESSES, 1, len(WEAKNESSES)),),
+    demo_plant=demo_plant,
+)

@@ -5,16 +5,17 @@ markets below the volume thresholds and liquid ones), generated with numpy from 
 from the symbol name. 4h bars split each day into six sub-bars that aggregate back to it exactly
 (the forming day only into the sub-bars opened by ``now``), and native weeks are Monday-aligned
 aggregates of the days, so 4h, 1d and 1w always agree. Every tenth symbol ends with a planted
-pattern built from the conditions of the strategies spec, so each of the ten strategies fires on
-1d at the bars the scanner checks (spec 9.1) whatever the date is: the planted bar is the last
-closed one, liquid enough for the 1d volume filter (spec 11).
+pattern, so each strategy fires on 1d at the bars the scanner checks (spec 9.1) whatever the date
+is: the planted bar is the last closed one, liquid enough for the 1d volume filter (spec 11). The
+exchange knows no strategy: each strategy declares its pattern, and the scanner's registry hands
+them over through ``use_plants``.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import BadSymbol
+from utils.demo_patterns import USUAL_VOLUMES, Arrays, PlantFn, draw_bar
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS, daily_bars_needed, get_timeframe
 
 DEMO_SEED = 20250320
@@ -49,7 +51,7 @@ PLANT_USD_VOLUME = (2e5, 3e6)  # USD volume of the planted (last closed) bar
 PLANT_NOISE = 0.006  # daily close-to-close noise of a plant's quiet lead-in
 PLANT_RANGE = 0.02  # typical relative daily range of the lead-in
 
-Arrays = dict[str, np.ndarray]
+_plant_source: Callable[[], Mapping[str, PlantFn]] = dict
 
 
 def demo_symbols(count: int = DEMO_SYMBOL_COUNT) -> list[str]:
@@ -108,132 +110,30 @@ def _lead_in(rng: np.random.Generator, days: int) -> Arrays:
     upper = (spread - body) * rng.uniform(0.2, 0.8, days)
     high = np.maximum(open_, close) + upper
     low = np.minimum(open_, close) - (spread - body - upper)
-    volume = np.where(np.arange(days) % 2 == 0, 1.1, 0.9) * rng.uniform(0.98, 1.02, days)
+    volume = np.array(USUAL_VOLUMES)[np.arange(days) % 2] * rng.uniform(0.98, 1.02, days)
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-def _bar(a: Arrays, i: int, change: float, up: float, down: float, volume: float) -> None:
-    """Bar i opens at the previous close, moves by ``change`` and has relative wicks up/down."""
-    o = a["close"][i - 1]
-    c = o * (1.0 + change)
-    a["open"][i], a["close"][i] = o, c
-    a["high"][i] = max(o, c) * (1.0 + up)
-    a["low"][i] = min(o, c) * (1.0 - down)
-    a["volume"][i] = volume
+def use_plants(source: Callable[[], Mapping[str, PlantFn]]) -> None:
+    """Where the planted patterns come from: name -> function drawing it at row t of relative bars.
+
+    The exchange knows no strategy; the scanner's registry installs its strategies' own patterns.
+    """
+    global _plant_source
+    _plant_source = source
 
 
-def _trend(a: Arrays, start: int, stop: int, step: float, wick: float = 0.004) -> None:
-    """Bars start..stop-1 each move by ``step`` with small wicks and alternating volume."""
-    for i in range(start, stop):
-        _bar(a, i, step, wick, wick, 1.1 if i % 2 == 0 else 0.9)
-
-
-def _plant_breakout_bar(a: Arrays, t: int) -> None:
-    """Spec 2.9 breakout_bar: decline, tight base, wide up bar from the base low, median volume."""
-    _trend(a, t - 20, t - 8, -0.012)
-    base = a["close"][t - 9]
-    floor = base * 0.992
-    for j, i in enumerate(range(t - 8, t)):
-        _bar(a, i, 0.002 if j % 2 else -0.002, 0.004, 0.0, 1.1 if i % 2 == 0 else 0.9)
-        a["low"][i] = floor * (1.0 + 0.0005 * (t - 1 - i))
-    o = a["close"][t - 1]
-    _bar(a, t, 0.028, 0.003, 0.0, 1.0)
-    a["low"][t] = a["low"][t - 1] = min(floor, o)
-    # 7 x 1.1 and 6 x 0.9 before a 1.0 bar: at or below the 14-bar median, within the volume band.
-    a["volume"][t - 13 : t] = np.resize([1.1, 0.9], 13)
-    a["volume"][t] = 1.0
-
-
-def _plant_stop_bar(a: Arrays, t: int) -> None:
-    """Spec 2.9 stop_bar: decline into an outside bar that undercuts 20 lows and closes high."""
-    _trend(a, t - 12, t, -0.012)
-    _bar(a, t, 0.0, 0.0, 0.0, 1.5)
-    a["low"][t] = a["low"][t - 1] * 0.985
-    a["close"][t] = a["high"][t - 1] * 1.002
-    a["high"][t] = a["close"][t] * 1.003
-
-
-def _plant_reversal_bar(a: Arrays, t: int) -> None:
-    """Spec 2.9 reversal_bar: rally, then a wide new-high bar closing in its lows."""
-    _trend(a, t - 20, t, 0.012)
-    o = a["close"][t - 1]
-    high, low = o * 1.03, o * 0.998
-    a["open"][t], a["high"][t], a["low"][t] = o, high, low
-    a["close"][t] = low + 0.2 * (high - low)
-    a["volume"][t] = 1.0
-
-
-def _plant_start_bar(a: Arrays, t: int) -> None:
-    """Spec 3 start_bar: small dip, then an up bar clearing the previous range on rising volume."""
-    _trend(a, t - 5, t, -0.006, wick=0.006)
-    a["volume"][t - 1] = 0.9
-    _bar(a, t, 0.016, 0.002, 0.003, 1.15)
-
-
-def _plant_loaded_bar(a: Arrays, t: int) -> None:
-    """Spec 2.9 loaded_bar: a narrow bar closing in its upper half on abnormal volume."""
-    _bar(a, t, 0.002, 0.002, 0.004, 6.0)
-
-
-def _plant_test_bar(a: Arrays, t: int) -> None:
-    """Spec 4 test_bar: a strong up bar on volume, then a quiet inside down bar."""
-    _bar(a, t - 1, 0.03, 0.001, 0.003, 2.0)
-    a["high"][t - 1] = max(a["high"][t - 1], a["high"][t - 2] * 1.001)
-    o = a["close"][t - 1]
-    a["open"][t], a["high"][t], a["close"][t] = o, o * 1.0005, o * 0.995
-    a["low"][t] = a["close"][t] * 0.996
-    a["volume"][t] = 0.6
-
-
-def _plant_volume_surge(a: Arrays, t: int) -> None:
-    """Spec 5 volume_surge: an up bar on eight times the usual volume."""
-    _bar(a, t, 0.015, 0.003, 0.003, 8.0)
-
-
-def _plant_weak_uptrend(a: Arrays, t: int) -> None:
-    """Spec 6 weak_uptrend (D13): a steady rally to new highs, a climactic volume bar, then higher
-    up bars on falling volume whose gains shrink (W1-W4, in an uptrend)."""
-    _trend(a, t - 30, t - 4, 0.012, wick=0.003)
-    steps, volumes = (0.012, 0.010, 0.008, 0.006, 0.003), (1.2, 3.5, 2.5, 1.8, 1.3)
-    for k, (step, volume) in enumerate(zip(steps, volumes)):
-        _bar(a, t - 4 + k, step, 0.003, 0.003, volume)
-
-
-def _plant_pin_down(a: Arrays, t: int) -> None:
-    """Spec 7 pin_down: rally to a shooting-star top, then a close below the top's low."""
-    _trend(a, t - 15, t - 1, 0.012)
-    _bar(a, t - 1, 0.002, 0.0, 0.004, 1.3)
-    a["high"][t - 1] = a["open"][t - 1] * 1.04
-    o = a["close"][t - 1]
-    a["open"][t], a["high"][t] = o, o * 1.001
-    a["close"][t] = a["low"][t - 1] * 0.99
-    a["low"][t] = a["close"][t] * 0.997
-    a["volume"][t] = 1.2
-
-
-def _plant_confluence(a: Arrays, t: int) -> None:
-    """Spec 8 confluence: a wide up bar out of a quiet range, closing at its high on more volume."""
-    _bar(a, t, 0.035, 0.002, 0.003, 1.6)
-
-
-PLANTS: dict[str, Callable[[Arrays, int], None]] = {
-    "breakout_bar": _plant_breakout_bar,
-    "stop_bar": _plant_stop_bar,
-    "reversal_bar": _plant_reversal_bar,
-    "start_bar": _plant_start_bar,
-    "loaded_bar": _plant_loaded_bar,
-    "test_bar": _plant_test_bar,
-    "volume_surge": _plant_volume_surge,
-    "weak_uptrend": _plant_weak_uptrend,
-    "pin_down": _plant_pin_down,
-    "confluence": _plant_confluence,
-}
+def plants() -> Mapping[str, PlantFn]:
+    """The patterns planted now, by name (none until a source is installed)."""
+    return _plant_source()
 
 
 def planted_symbols(symbols: list[str] | None = None) -> dict[str, str]:
     """Symbol -> the strategy planted at the end of its daily series."""
     symbols = demo_symbols() if symbols is None else symbols
-    names = list(PLANTS)
+    names = list(plants())
+    if not names:
+        return {}
     picked = symbols[PLANT_OFFSET::PLANT_EVERY]
     return {sym: names[k % len(names)] for k, sym in enumerate(picked)}
 
@@ -242,8 +142,8 @@ def _plant(rng: np.random.Generator, strategy: str, prev_close: float) -> Arrays
     """PLANT_DAYS daily bars: a quiet lead-in, the pattern on the last closed bar, a small forming bar."""
     a = _lead_in(rng, PLANT_DAYS)
     t = PLANT_DAYS - 2
-    PLANTS[strategy](a, t)
-    _bar(a, t + 1, 0.001, 0.002, 0.002, 0.5 * a["volume"][t])
+    plants()[strategy](a, t)
+    draw_bar(a, t + 1, 0.001, 0.002, 0.002, 0.5 * a["volume"][t])
     scale = _log_uniform(rng, PLANT_USD_VOLUME) / (a["volume"][t] * a["close"][t] * prev_close)
     out = {col: a[col] * prev_close for col in ("open", "high", "low", "close")}
     out["volume"] = a["volume"] * scale

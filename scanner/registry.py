@@ -1,220 +1,242 @@
-"""Strategy registry: name -> detector, alert title, Telegram channel, bars checked, minimum bars.
+"""Strategy registry: collects the strategies' own declarations and resolves every name a user gives.
 
-The scanner and the notebook read this table and never switch on strategy names; adding a
-strategy is one detector module plus one entry here (spec sections 9.1, 9.3 and 9.4).
+Each strategy module ends with one ``STRATEGY`` object (``utils.strategy_spec.Strategy``: title,
+channel, bars, first bar, direction, parameters, alert fields, panel, demo pattern). Adding a
+strategy is one module plus one line here, in ``STRATEGY_MODULES`` (or one call of ``register``
+from a notebook or a plug-in). Nothing else in the code lists strategy names.
+
+A name is one of:
+
+- a registered strategy (``volume_surge``);
+- a tuned variant, a ``[strategies.<name>]`` table of the config file with ``base = "<strategy>"``,
+  optional ``title`` and ``channel``, and parameter overrides (``Strategy.tuned``);
+- a composite ``a+b`` of the above, firing where every part fires on the same bar (``compose``);
+  its ``[strategies."a+b"]`` table may set ``title`` and ``channel`` (default: the first part's).
+
+Unknown names, parameters or values are ``ValueError`` naming the valid ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+import importlib
+import re
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
-
-Bars = Literal["both", "closed", "current"]
-BAR_CHOICES: tuple[str, ...] = ("both", "closed", "current")
-
-PanelFn = Callable[..., dict[str, np.ndarray]]
-# An alert line: (label, metric key or a tuple of flag keys, format name of the alert renderer).
-MetricKey = str | tuple[str, ...]
-AlertField = tuple[str, MetricKey, str]
-
-COMMON_FIELDS: tuple[AlertField, ...] = (
-    ("Close", "close", "price"),
-    ("Volume ratio", "volume_ratio", "ratio"),
-    ("USD volume", "volume_usd", "usd"),
-)
-VSA_FIELDS: tuple[AlertField, ...] = COMMON_FIELDS + (
-    ("Close off low", "close_off_low", "pct"),
-    ("Arctan ratio", "arctan_ratio", "ratio"),
+from exchanges import demo
+from utils.config import file_config
+from utils.strategy_spec import (
+    BAR_CHOICES,
+    COMPOSITE_SEPARATOR,
+    AlertField,
+    Bars,
+    MetricKey,
+    PanelFn,
+    Param,
+    PlantFn,
+    Strategy,
+    compose,
 )
 
+__all__ = [
+    "ALERT_FIELDS",
+    "AlertField",
+    "BAR_CHOICES",
+    "Bars",
+    "CHANNEL_OF",
+    "CUSTOM_STRATEGIES",
+    "FLAG_LABELS",
+    "MetricKey",
+    "PanelFn",
+    "Param",
+    "STRATEGY_MODULES",
+    "STRATEGY_NAMES",
+    "Strategy",
+    "TITLES",
+    "VSA_STRATEGIES",
+    "demo_plants",
+    "get_strategy",
+    "register",
+    "registry",
+    "resolve_strategies",
+    "strategy_names",
+    "unregister",
+    "variant_names",
+]
 
-@dataclass(frozen=True)
-class Strategy:
-    """One detector as the scanner sees it.
-
-    ``panel`` takes float64 arrays ``(o, h, l, c, v)`` of shape (bars, symbols) and returns per-bar
-    arrays: ``signal`` (bar evaluated as the last closed bar), optional ``signal_current`` (bar
-    evaluated as the forming bar, where that differs), and the metrics reported on a hit (a key
-    ``<metric>_current`` overrides ``<metric>`` for the forming bar).
-    ``bars`` is the default set checked (9.1); ``prefer_current`` means one hit per market, the
-    forming bar winning over the last closed one. ``direction`` is the move the pattern expects
-    ("up" for a breakout, "down" for a weakening pattern); the signal-quality report reads it.
-    ``alert_fields`` is what an alert shows (spec 9.3), ``flag_labels`` how a true flag is named.
-    """
-
-    name: str
-    title: str
-    channel: str
-    bars: tuple[str, ...]
-    min_bars: int
-    panel: PanelFn
-    kind: Literal["vsa", "custom"] = "vsa"
-    direction: Literal["up", "down"] = "up"
-    alert_fields: tuple[AlertField, ...] = COMMON_FIELDS
-    flag_labels: Mapping[str, str] = field(default_factory=dict)
-
-    def checked_bars(self, bars: Bars = "both") -> tuple[str, ...]:
-        """The default checked set intersected with the user's choice, current first."""
-        wanted = {"both": ("current", "closed"), "closed": ("closed",), "current": ("current",)}[bars]
-        return tuple(b for b in ("current", "closed") if b in self.bars and b in wanted)
-
-
-def _build() -> dict[str, Strategy]:
-    from breakout_vsa.core import (
-        breakout_bar_panel,
-        loaded_bar_panel,
-        reversal_bar_panel,
-        start_bar_panel,
-        stop_bar_panel,
-        test_bar_panel,
-    )
-    from custom_strategies.confluence import confluence_panel
-    from custom_strategies.pin_down import pin_down_panel
-    from custom_strategies.volume_surge import volume_surge_panel
-    from custom_strategies.weak_uptrend import weak_uptrend_panel
-
-    both = ("current", "closed")
-    # name -> (bars checked, minimum bars, panel core, kind); titles and channels come from the
-    # spec 9.3 tables below, so each fact is written once.
-    cores = {
-        "breakout_bar": (both, 50, breakout_bar_panel, "vsa"),
-        "stop_bar": (both, 50, stop_bar_panel, "vsa"),
-        "reversal_bar": (both, 14, reversal_bar_panel, "vsa"),
-        "start_bar": (both, 30, start_bar_panel, "vsa"),
-        "loaded_bar": (both, 50, loaded_bar_panel, "vsa"),
-        "test_bar": (both, 4, test_bar_panel, "vsa"),
-        "volume_surge": (both, 66, volume_surge_panel, "custom"),
-        "weak_uptrend": (("closed",), 26, weak_uptrend_panel, "custom"),
-        "pin_down": (("closed",), 5, pin_down_panel, "custom"),
-        "confluence": (both, 23, confluence_panel, "custom"),
-    }
-    down = {"reversal_bar", "weak_uptrend", "pin_down"}
-    entries = [
-        Strategy(
-            name, TITLES[name], CHANNEL_OF[name], bars, min_bars, panel, kind, "down" if name in down else "up",
-            ALERT_FIELDS[name], FLAG_LABELS,
-        )
-        for name, (bars, min_bars, panel, kind) in cores.items()
-    ]
-    return {s.name: s for s in entries}
-
-
-STRATEGY_NAMES: tuple[str, ...] = (
-    "breakout_bar",
-    "stop_bar",
-    "reversal_bar",
-    "start_bar",
-    "loaded_bar",
-    "test_bar",
-    "volume_surge",
-    "weak_uptrend",
-    "pin_down",
-    "confluence",
+# One line per strategy: the module whose ``STRATEGY`` declares it. Order = the order of "all".
+STRATEGY_MODULES: tuple[str, ...] = (
+    "breakout_vsa.strategies.breakout_bar",
+    "breakout_vsa.strategies.stop_bar",
+    "breakout_vsa.strategies.reversal_bar",
+    "breakout_vsa.strategies.start_bar",
+    "breakout_vsa.strategies.loaded_bar",
+    "breakout_vsa.strategies.test_bar",
+    "custom_strategies.volume_surge",
+    "custom_strategies.weak_uptrend",
+    "custom_strategies.pin_down",
+    "custom_strategies.confluence",
 )
-VSA_STRATEGIES: tuple[str, ...] = STRATEGY_NAMES[:6]
-CUSTOM_STRATEGIES: tuple[str, ...] = STRATEGY_NAMES[6:]
 
-# Spec 9.3, readable without importing any detector (the notifier and config use it).
-TITLES: dict[str, str] = {
-    "breakout_bar": "Breakout Bar",
-    "stop_bar": "Stop Bar",
-    "start_bar": "Start Bar",
-    "reversal_bar": "Reversal Bar",
-    "test_bar": "Test Bar",
-    "weak_uptrend": "Weak Uptrend Detection",
-    "pin_down": "Pin Down Detection",
-    "volume_surge": "Sudden Volume Surge",
-    "loaded_bar": "Loaded Bar",
-    "confluence": "Confluence Signal",
-}
-CHANNEL_OF: dict[str, str] = {
-    "breakout_bar": "start_trend",
-    "stop_bar": "start_trend",
-    "start_bar": "start_trend",
-    "reversal_bar": "weakening_trend",
-    "test_bar": "weakening_trend",
-    "weak_uptrend": "weakening_trend",
-    "pin_down": "weakening_trend",
-    "volume_surge": "volume_surge",
-    "loaded_bar": "volume_surge",
-    "confluence": "confluence",
-}
+CONFIG_TABLE = "strategies"  # [strategies.<name>] tables of the config file
+TABLE_KEYS: tuple[str, ...] = ("base", "title", "channel")  # a table's keys besides parameter overrides
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # strategy and channel names (env var suffixes)
 
-WEAKNESS_KEYS: tuple[str, ...] = ("W1", "W2", "W3", "W4", "W5")
-CONFLUENCE_COMPONENTS: tuple[str, ...] = ("high_volume", "spread_breakout", "momentum_breakout")
+_REGISTRY: dict[str, Strategy] = {}
+_LOADED = False  # True once STRATEGY_MODULES are imported
 
-# Spec 9.3 "Alert content per hit" (and section 12 for weak uptrend).
-ALERT_FIELDS: dict[str, tuple[AlertField, ...]] = {
-    "breakout_bar": VSA_FIELDS,
-    "stop_bar": VSA_FIELDS,
-    "start_bar": VSA_FIELDS,
-    "reversal_bar": VSA_FIELDS,
-    "test_bar": VSA_FIELDS,
-    "loaded_bar": VSA_FIELDS,
-    "volume_surge": COMMON_FIELDS + (("Score", "score", "ratio"), ("Price extreme", "price_extreme", "text")),
-    "confluence": COMMON_FIELDS
-    + (
-        ("Close off low", "close_off_low", "pct"),
-        ("Momentum score", "momentum_score", "ratio"),
-        ("Components", CONFLUENCE_COMPONENTS, "flags"),
-    ),
-    "pin_down": COMMON_FIELDS + (("Bearish-top distance", "bearishtop_dist", "bars"),),
-    "weak_uptrend": (
-        ("Close", "close", "price"),
-        ("USD volume", "volume_usd", "usd"),
-        ("Weakness count", "total_patterns", "int"),
-        ("Weaknesses", WEAKNESS_KEYS, "flags"),
-    ),
-}
 
-# How a true flag is named in an alert (spec 6 for W1-W5, 8.7 for the confluence components).
-FLAG_LABELS: dict[str, str] = {
-    "W1": "W1 lower volume on a higher up bar",
-    "W2": "W2 no spread expansion",
-    "W3": "W3 momentum loss",
-    "W4": "W4 climactic volume",
-    "W5": "W5 wide bar closing low",
-    "high_volume": "high volume",
-    "spread_breakout": "spread breakout",
-    "momentum_breakout": "momentum breakout",
-}
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"invalid {what} {name!r}: use lower-case letters, digits and _ (e.g. my_breakout)")
 
-_REGISTRY: dict[str, Strategy] | None = None
+
+def register(strategy: Strategy) -> Strategy:
+    """Add a declared strategy; ``ValueError`` for a bad or already registered name."""
+    registry()
+    _check_name(strategy.name, "strategy name")
+    if strategy.name in _REGISTRY:
+        raise ValueError(f"strategy {strategy.name!r} is already registered")
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def unregister(name: str) -> None:
+    """Remove a strategy added with ``register`` (tests, notebooks)."""
+    registry().pop(name, None)
 
 
 def registry() -> dict[str, Strategy]:
-    """All strategies by name (detectors imported on first use)."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = _build()
+    """Every registered strategy by name, in ``STRATEGY_MODULES`` order, then ``register`` order."""
+    global _LOADED
+    if not _LOADED:
+        for path in STRATEGY_MODULES:
+            strategy = importlib.import_module(path).STRATEGY
+            _REGISTRY[strategy.name] = strategy
+        _LOADED = True
     return _REGISTRY
 
 
+def strategy_names() -> tuple[str, ...]:
+    """The registered strategies' names: what ``all`` means."""
+    return tuple(registry())
+
+
+def demo_plants() -> dict[str, PlantFn]:
+    """Strategy name -> its demo pattern: what the demo exchange plants (it knows no strategy)."""
+    return {name: s.demo_plant for name, s in registry().items() if s.demo_plant is not None}
+
+
+def _tables() -> Mapping[str, Any]:
+    tables = file_config().get(CONFIG_TABLE, {})
+    if not isinstance(tables, Mapping):
+        raise ValueError(f"[{CONFIG_TABLE}] in the config file must be a table of tables")
+    return tables
+
+
+def variant_names() -> tuple[str, ...]:
+    """Names of the tuned variants the config file defines."""
+    return tuple(
+        name for name, table in _tables().items() if COMPOSITE_SEPARATOR not in name and isinstance(table, Mapping)
+    )
+
+
+def _valid_names() -> str:
+    names = ", ".join([*strategy_names(), *variant_names()])
+    return f"valid strategies: {names}, or parts joined with '{COMPOSITE_SEPARATOR}' (e.g. confluence+volume_surge)"
+
+
+def _table(name: str) -> dict[str, Any]:
+    table = _tables().get(name, {})
+    if not isinstance(table, Mapping):
+        raise ValueError(f"[{CONFIG_TABLE}.{name}] in the config file must be a table")
+    return dict(table)
+
+
+def _labels(name: str, table: Mapping[str, Any]) -> dict[str, str | None]:
+    """The title and channel a config table sets (None when unset), checked."""
+    title, channel = table.get("title"), table.get("channel")
+    if title is not None and (not isinstance(title, str) or not title.strip()):
+        raise ValueError(f"[{CONFIG_TABLE}.{name}] title must be a non-empty string, got {title!r}")
+    if channel is not None:
+        _check_name(channel, f"channel of {name}")
+    return {"title": title, "channel": channel}
+
+
+def _variant(name: str) -> Strategy:
+    """The tuned variant ``[strategies.<name>]`` of the config file."""
+    _check_name(name, "variant name")
+    table = _table(name)
+    base = table.pop("base", None)
+    if base not in registry():
+        raise ValueError(
+            f"[{CONFIG_TABLE}.{name}] needs base = one of: {', '.join(strategy_names())}; got {base!r}"
+        )
+    labels = _labels(name, table)
+    overrides = {key: value for key, value in table.items() if key not in TABLE_KEYS}
+    return registry()[base].tuned(name, overrides, **labels)
+
+
+def _composite(name: str) -> Strategy:
+    """``a+b``: each part resolved by name, the title and channel from ``[strategies."a+b"]``."""
+    parts = [part.strip() for part in name.split(COMPOSITE_SEPARATOR)]
+    if not all(parts):
+        raise ValueError(f"empty part in composite {name!r}; {_valid_names()}")
+    table = _table(COMPOSITE_SEPARATOR.join(parts))
+    extra = sorted(set(table) - {"title", "channel"})
+    if extra:
+        raise ValueError(f"[{CONFIG_TABLE}.\"{name}\"] may set title and channel only, not {extra[0]!r}")
+    try:
+        resolved = [_single(part) for part in parts]
+    except ValueError as exc:
+        raise ValueError(f"in composite {name!r}: {exc}") from None
+    return compose(resolved, **_labels(name, table))
+
+
+def _single(name: str) -> Strategy:
+    if name in registry():
+        if name in _tables():
+            raise ValueError(f"[{CONFIG_TABLE}.{name}] names a built-in strategy; give the variant a new name")
+        return registry()[name]
+    if name in _tables():
+        return _variant(name)
+    raise ValueError(f"unknown strategy {name!r}; {_valid_names()}")
+
+
 def get_strategy(name: str) -> Strategy:
-    """The strategy called ``name``; ``ValueError`` naming the valid ones otherwise."""
-    if name not in STRATEGY_NAMES:
-        raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGY_NAMES)}")
-    return registry()[name]
+    """The strategy, variant or composite called ``name``; ``ValueError`` naming the valid ones otherwise."""
+    if not isinstance(name, str):
+        raise ValueError(f"unknown strategy {name!r}; {_valid_names()}")
+    name = name.strip()
+    return _composite(name) if COMPOSITE_SEPARATOR in name else _single(name)
 
 
 def resolve_strategies(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """Comma list / list / ``"all"`` -> validated strategy names, order kept, duplicates dropped."""
+    """Comma list / list / ``"all"`` -> validated names, order kept, duplicates dropped.
+
+    ``all`` is every registered strategy; variants and composites are named explicitly, and may
+    follow it (``all,confluence+volume_surge``).
+    """
     if names is None:
-        raise ValueError(f"no strategy given; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
+        raise ValueError(f"no strategy given; {_valid_names()}, or 'all'")
     if isinstance(names, str):
         names = [part.strip() for part in names.split(",")]
     items = [n.strip() for n in names if n and n.strip()]
     if not items:
-        raise ValueError(f"empty strategy list; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
-    if "all" in items:
-        return list(STRATEGY_NAMES)
+        raise ValueError(f"empty strategy list; {_valid_names()}, or 'all'")
     out: list[str] = []
-    for name in items:
-        if name not in STRATEGY_NAMES:
-            raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGY_NAMES)}, or 'all'")
-        if name not in out:
-            out.append(name)
-    return out
+    for item in items:
+        out.extend(strategy_names() if item == "all" else [get_strategy(item).name])
+    return list(dict.fromkeys(out))
+
+
+demo.use_plants(demo_plants)
+
+# Views of the declarations for code written against the earlier tables (notebook, notifier tests).
+STRATEGY_NAMES: tuple[str, ...] = strategy_names()
+VSA_STRATEGIES: tuple[str, ...] = tuple(n for n, s in registry().items() if s.kind == "vsa")
+CUSTOM_STRATEGIES: tuple[str, ...] = tuple(n for n, s in registry().items() if s.kind == "custom")
+TITLES: dict[str, str] = {n: s.title for n, s in registry().items()}
+CHANNEL_OF: dict[str, str] = {n: s.channel for n, s in registry().items()}
+ALERT_FIELDS: dict[str, tuple[AlertField, ...]] = {n: s.alert_fields for n, s in registry().items()}
+FLAG_LABELS: dict[str, str] = {k: v for s in registry().values() for k, v in s.flag_labels.items()}

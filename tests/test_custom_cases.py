@@ -283,3 +283,38 @@ def test_context_without_a_positive_range_spans_up_to_two_bars_back() -> None:
     hi, lo = _context(h, l, 7)
     # t = 8: previous 7 ranges all zero -> bars max(0, 8-8) .. 6: bar 0 included, bars 7-8 excluded
     assert (hi[8, 0], lo[8, 0]) == (100.0, 90.0)
+
+
+# ---------------------------------------------------------------- declarations (issue 11)
+
+
+def test_tuned_custom_panels_are_the_panels_with_those_keyword_arguments() -> None:
+    from custom_strategies import confluence, volume_surge, weak_uptrend
+
+    rng = np.random.default_rng(3)
+    c = np.exp(np.cumsum(rng.normal(0, 0.03, (120, 5)), axis=0))
+    o = np.vstack([c[:1], c[:-1]])
+    arrays = (o, np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99, c, rng.lognormal(8, 1, c.shape))
+    cases = [
+        (volume_surge, {"lookback_period": 30, "std_dev": 2.5}),
+        (weak_uptrend, {"min_weaknesses": 3}),
+        (confluence, {"ctx_len": 9, "len_slow": 34, "range_floor": 0.2}),
+    ]
+    for module, overrides in cases:
+        name = module.STRATEGY.name
+        expected = getattr(module, f"{name}_panel")(*arrays, **overrides)
+        tuned = module.STRATEGY.tuned("tuned", overrides).panel(*arrays)
+        for key, values in expected.items():
+            np.testing.assert_array_equal(tuned[key], values)
+
+
+def test_custom_declarations_carry_the_module_defaults() -> None:
+    from custom_strategies import confluence, pin_down, volume_surge, weak_uptrend
+
+    assert volume_surge.STRATEGY.defaults() == {"lookback_period": 65, "std_dev": 4.0}
+    assert weak_uptrend.STRATEGY.defaults() == {"min_weaknesses": 4}
+    assert confluence.STRATEGY.defaults() == {
+        "doji_threshold": 5.0, "ctx_len": 7, "range_floor": 0.10, "len_fast": 7, "len_mid": 13, "len_slow": 21,
+    }
+    assert pin_down.STRATEGY.params == ()
+    assert volume_surge.STRATEGY.min_bars == 66  # spec 9.4: 66 rows for the last closed bar

@@ -1,4 +1,7 @@
-"""The offline demo exchange: deterministic, network-free, realistic, and every strategy fires on 1d."""
+"""The offline demo exchange: deterministic, network-free, realistic, and every strategy fires on 1d.
+
+The demo knows no strategy: importing the registry installs the strategies' own patterns.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from exchanges.demo import DEMO_PAGE_LIMIT, DEMO_SYMBOL_COUNT, PLANTS, DemoClient
+from exchanges.demo import DEMO_PAGE_LIMIT, DEMO_SYMBOL_COUNT, DemoClient, planted_symbols, use_plants
 from exchanges.errors import BadSymbol
 from scanner.cache import KlineCache
+from scanner.registry import demo_plants, registry
 from utils.config import VOLUME_THRESHOLDS
 from utils.timeframes import SCAN_BARS
 
@@ -43,7 +47,7 @@ async def test_lists_a_few_hundred_distinct_usdt_markets_with_planted_ones() -> 
     assert len(symbols) == len(set(symbols)) == DEMO_SYMBOL_COUNT == 300
     assert all(s.endswith("USDT") and s[:-4].isalpha() for s in symbols)
     assert set(client.planted) <= set(symbols)
-    assert sorted(set(client.planted.values())) == sorted(PLANTS)
+    assert sorted(set(client.planted.values())) == sorted(demo_plants()) == sorted(registry())
     assert client.page_limit == DEMO_PAGE_LIMIT >= 706
 
 
@@ -111,10 +115,6 @@ async def test_unknown_symbol_and_interval_raise() -> None:
 
 @pytest.mark.parametrize("now", [NOW, pd.Timestamp("2031-02-28 23:59", tz="UTC")])
 async def test_every_strategy_fires_on_1d_at_checked_bars_with_enough_usd_volume(now: pd.Timestamp) -> None:
-    pytest.importorskip("breakout_vsa.core")
-    pytest.importorskip("custom_strategies.confluence")
-    from scanner.registry import registry
-
     client = DemoClient(now=now)
     cache = KlineCache()
     frames = [await cache.get(client, s, "1d", plan=("1d", "2d", "3d", "4d", "1w")) for s in client.symbols]
@@ -132,3 +132,24 @@ async def test_every_strategy_fires_on_1d_at_checked_bars_with_enough_usd_volume
         fired &= liquid
         planted = [i for i, s in enumerate(client.symbols) if client.planted.get(s) == name]
         assert planted and fired[planted].all(), name
+
+
+def test_the_exchange_plants_nothing_without_a_pattern_source() -> None:
+    try:
+        use_plants(dict)
+        assert planted_symbols() == {} and DemoClient(now=NOW).planted == {}
+    finally:
+        use_plants(demo_plants)
+    assert set(planted_symbols().values()) == set(registry())
+
+
+def test_exchanges_import_no_strategy_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, exchanges, exchanges.demo; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scanner', 'breakout_vsa', 'custom_strategies')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

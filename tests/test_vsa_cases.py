@@ -314,3 +314,44 @@ def test_reported_metrics_follow_spec_9_2() -> None:
     assert out["close_off_low"][30, 0] == pytest.approx(100 * (c - l) / (h - l), rel=1e-12)
     for panel in (bv.start_bar_panel, bv.test_bar_panel):
         assert (panel(*core.frame_arrays(df))["arctan_ratio"] == 0.0).all()
+
+
+# ---------------------------------------------------------------- declarations (issue 11)
+
+
+@pytest.mark.parametrize("module", [breakout_bar, stop_bar, reversal_bar, loaded_bar])
+def test_engine_strategy_overrides_are_the_engine_with_the_merged_set(module) -> None:
+    df = with_bar(calm_frame(0.002), LAST, open=99.5, high=101.5, low=99.2, close=101.4, volume=1120)
+    arrays = core.frame_arrays(df)
+    overrides = {"volume_std": 0.25, "close_opt": "Off Lows"}
+    panel = getattr(module, f"{module.STRATEGY.name}_panel")
+    expected = core.engine_report(*arrays, {**module.get_params(), **overrides})
+    tuned = module.STRATEGY.tuned("tuned", overrides).panel(*arrays)
+    for key, values in expected.items():
+        np.testing.assert_array_equal(panel(*arrays, **overrides)[key], values)
+        np.testing.assert_array_equal(tuned[key], values)
+
+
+def test_engine_strategies_declare_every_engine_parameter_with_its_spec_default() -> None:
+    for module in (breakout_bar, stop_bar, reversal_bar, loaded_bar):
+        declared = module.STRATEGY.defaults()
+        assert declared == core.validate_params(module.get_params())
+        choices = {p.name: p.choices for p in module.STRATEGY.params if p.choices}
+        assert choices == core.VALID_OPTIONS
+
+
+def test_start_bar_declares_its_table_and_test_bar_declares_nothing() -> None:
+    assert start_bar.STRATEGY.defaults() == start_bar.get_params()
+    assert test_bar.STRATEGY.params == ()
+    with pytest.raises(ValueError, match="valid parameters: none"):
+        test_bar.STRATEGY.tuned("t", {"lookback": 3})
+
+
+def test_start_bar_override_changes_only_its_own_threshold() -> None:
+    df = load_golden_frame("pub_rw_regimes")
+    arrays = core.frame_arrays(df)
+    base = start_bar.start_bar_panel(*arrays)["signal"]
+    looser = start_bar.STRATEGY.tuned("s", {"range_percentile": 0.0}).panel(*arrays)["signal"]
+    same = start_bar.STRATEGY.tuned("s", {"range_percentile": 75.0}).panel(*arrays)["signal"]
+    np.testing.assert_array_equal(same, base)
+    assert looser.sum() != base.sum()

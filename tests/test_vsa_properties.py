@@ -157,3 +157,26 @@ def test_v2_counts_follow_the_first_lookback_rule() -> None:
     np.testing.assert_array_equal(counts, [0, 0, 0, 2, 0, 3])
     high = -low
     np.testing.assert_array_equal(hp.count_prior_above(high, 3), [0, 0, 0, 2, 0, 3])
+
+
+@SETTINGS
+@given(data=st.data())
+def test_declared_parameters_accept_their_range_and_reject_what_lies_outside(data) -> None:
+    from scanner.registry import registry
+
+    strategy = data.draw(st.sampled_from([s for s in registry().values() if s.params]))
+    param = data.draw(st.sampled_from(strategy.params))
+    if isinstance(param.default, bool):
+        inside, outside = data.draw(st.booleans()), data.draw(st.sampled_from([0, 1, "true"]))
+    elif isinstance(param.default, str):
+        inside, outside = data.draw(st.sampled_from(param.choices)), param.default.lower() + "?"
+    elif isinstance(param.default, int):
+        inside = data.draw(st.integers(int(param.low), int(param.high)))
+        outside = data.draw(st.sampled_from([int(param.low) - 1, int(param.high) + 1, inside + 0.5]))
+    else:
+        inside = data.draw(st.floats(param.low, param.high))
+        outside = data.draw(st.sampled_from([param.low - 1e-9 * (1 + abs(param.low)), param.high * 1.5 + 1,
+                                             float("nan")]))
+    assert strategy.check_params({param.name: inside}) == {param.name: inside}
+    with pytest.raises(ValueError, match=param.name):
+        strategy.check_params({param.name: outside})

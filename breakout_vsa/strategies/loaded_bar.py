@@ -1,6 +1,13 @@
-"""Loaded bar parameter set (spec 2.9)."""
+"""Loaded bar (spec 2.9): its parameter set, panel, seed wrapper, demo pattern and declaration."""
 
 from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from breakout_vsa.core import VSA_FIELDS, PanelDict, engine_params, engine_report, vsa_detector
+from utils.demo_patterns import Arrays, draw_bar
+from utils.strategy_spec import BOTH, Strategy
 
 
 def get_params() -> dict:
@@ -38,3 +45,35 @@ def get_params() -> dict:
         "high_breakout_lookback": 10,
         "high_breakout_count_percent": 10,
     }
+
+
+def loaded_bar_panel(
+    o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray, **overrides: object
+) -> PanelDict:
+    """Loaded bar on an (n, k) panel: the engine with this parameter set (``overrides``: a tuned variant's)."""
+    return engine_report(o, h, l, c, v, {**get_params(), **overrides})
+
+
+def loaded_bar_vsa(df: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """Loaded bar over a frame (spec 2.9)."""
+    return vsa_detector(df, get_params())
+
+
+def demo_plant(a: Arrays, t: int) -> None:
+    """A narrow bar closing in its upper half on abnormal volume."""
+    draw_bar(a, t, 0.002, 0.002, 0.004, 6.0)
+
+
+STRATEGY = Strategy(
+    name="loaded_bar",
+    title="Loaded Bar",
+    channel="volume_surge",
+    bars=BOTH,
+    min_bars=50,
+    panel=loaded_bar_panel,
+    kind="vsa",
+    direction="up",
+    alert_fields=VSA_FIELDS,
+    params=engine_params(get_params()),
+    demo_plant=demo_plant,
+)
