@@ -6,21 +6,20 @@ Run from the repository root:
 
 Builds a deterministic panel of ``symbols`` x ``bars`` daily bars, calls every panel core once on
 the whole panel, and prints seconds per strategy, the total, and ms per symbol. A custom detector
-whose module cannot be imported is reported as "missing" and the rest are still timed. For
+whose panel is missing is reported as "missing" and the rest are still timed. For
 comparison it also times the per-frame VSA wrappers on a small sample of symbols.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from scanner.registry import STRATEGY_NAMES, VSA_STRATEGIES
+from scanner.registry import STRATEGY_NAMES, VSA_STRATEGIES, get_strategy
 
 SEED = 20240601
 DEFAULT_SYMBOLS = 2000
@@ -42,12 +41,8 @@ def synthetic_panel(symbols: int, bars: int, seed: int = SEED) -> tuple[np.ndarr
 
 
 def panel_function(name: str) -> Callable[..., dict] | None:
-    """The panel core of a strategy, or None when its module cannot be imported yet."""
-    module = "breakout_vsa.core" if name in VSA_STRATEGIES else f"custom_strategies.{name}"
-    try:
-        return getattr(importlib.import_module(module), f"{name}_panel")
-    except (ImportError, AttributeError):
-        return None
+    """The panel core a strategy declares (scanner.registry)."""
+    return get_strategy(name).panel
 
 
 def time_panels(arrays: tuple[np.ndarray, ...]) -> dict[str, float | None]:
