@@ -24,6 +24,7 @@ from typing import Any
 from exchanges import EXCHANGE_NAMES, get_client
 from scanner.analysis import analysis_mode
 from scanner.cache import KlineCache, kline_cache
+from scanner.cli import ENVIRONMENT_HELP, EXIT_CODES_HELP, paths_help
 from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
 from scanner.registry import STRATEGY_NAMES, resolve_strategies
 from scanner.results import ScanResult, ScanSummary, count_requests_once, format_price
@@ -40,21 +41,6 @@ ALL = "all"
 FAILED_REASONS_SHOWN = 5
 DETECTOR_ERRORS_SHOWN = 5
 ALERT_FAILURES_SHOWN = 10
-EXIT_CODES_HELP = """exit codes:
-  0    everything scanned and every alert delivered
-  1    the scan finished, but an exchange x timeframe failed or alerts are pending (read the summary)
-  2    bad arguments or configuration; nothing was scanned
-  130  interrupted (Ctrl-C); the results finished so far are printed"""
-ENVIRONMENT_HELP = """environment:
-  SCANNER_CONFIG                   config file to read (instead of the lookup below)
-  SCANNER_STATE_DB                 alert ledger (SQLite); its directory holds the scanner's state
-  SCANNER_TELEGRAM_TOKEN_<CHANNEL> bot token of a channel, e.g. SCANNER_TELEGRAM_TOKEN_START_TREND
-  SCANNER_TELEGRAM_CHAT_<USER>     chat id of a user, e.g. SCANNER_TELEGRAM_CHAT_DEFAULT
-  SCANNER_TELEGRAM_BASE_URL        Bot API base URL (http or https)
-  SCANNER_<MARKET>_BASE_URL        exchange host, e.g. SCANNER_BINANCE_SPOT_BASE_URL
-  SCANNER_<BUDGET>_RATE_LIMIT      rate limit "capacity/window_seconds[/margin]"
-  SCANNER_ANALYSIS                 process (default) or thread
-  DISABLE_PROGRESS=1               no progress bars (they show only when stderr is a terminal)"""
 
 __all__ = [
     "run_parallel_exchanges",
@@ -247,16 +233,6 @@ def parse_bool(text: str) -> bool:
     return value
 
 
-def _paths_help() -> str:
-    from utils.paths import LOCAL_CONFIG_NAME, user_config_file, user_state_dir
-
-    return (
-        "config file (bot tokens, chat ids, hosts; layout in scanner.example.toml), the first found of:\n"
-        f"  $SCANNER_CONFIG, ./{LOCAL_CONFIG_NAME}, {user_config_file()}\n"
-        f"state (alert ledger, candle store): {user_state_dir()} (or the directory of $SCANNER_STATE_DB)"
-    )
-
-
 def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentParser:
     """The positional command line (also ``scanner scan``); ``--help`` is the full reference."""
     parser = argparse.ArgumentParser(
@@ -267,7 +243,7 @@ def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentPars
             f"exchanges: {', '.join(EXCHANGE_NAMES)}, all (every real exchange; 'all,demo' adds demo)\n"
             "names are accepted in any case.\n"
             f"example: {prog} 1d \"breakout_bar,confluence\" \"binance_spot,bybit_spot\" default true\n\n"
-            f"{EXIT_CODES_HELP}\n\n{ENVIRONMENT_HELP}\n\n{_paths_help()}"
+            f"{EXIT_CODES_HELP}\n\n{ENVIRONMENT_HELP}\n\n{paths_help()}"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
