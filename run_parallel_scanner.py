@@ -307,7 +307,11 @@ def _failure_lines(summary: ScanSummary) -> list[str]:
     """Failed symbols grouped by reason (the exchange named once, not in every reason)."""
     by_reason: dict[str, list[str]] = {}
     for symbol, reason in summary.failed.items():
-        short = reason.removeprefix(f"{summary.exchange} {symbol}: ").removeprefix(f"{summary.exchange}: ")
+        short = reason
+        for prefix in (f"{summary.exchange} {symbol}: ", f"{summary.exchange} {symbol} ", f"{summary.exchange}: "):
+            if short.startswith(prefix):
+                short = short.removeprefix(prefix)
+                break
         by_reason.setdefault(short, []).append(symbol)
     ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))
     lines = []
