@@ -147,8 +147,8 @@ class ScanSummary:
 
     def line(self) -> str:
         """A one-line human summary for logs and the CLI."""
-        if self.error:
-            return f"{self.exchange} {self.timeframe}: FAILED - {self.error}"
+        if self.error:  # the exchange is named once, at the start of the line
+            return f"{self.exchange} {self.timeframe}: FAILED - {self.error.replace(f'{self.exchange}: ', '')}"
         rates = self.firing_rate
         hits = ", ".join(f"{k}={v} ({rates[k]:.1%})" for k, v in self.hits_per_strategy.items() if v) or "no hits"
         text = (

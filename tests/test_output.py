@@ -92,6 +92,14 @@ def test_failed_symbols_are_grouped_by_reason_with_the_exchange_named_once():
     assert report.count("binance_spot AUSDT") == 0
 
 
+def test_an_exchange_failure_names_the_exchange_once():
+    summary = ScanSummary("binance_spot", "1d", ["pin_down"],
+                          error="symbol listing failed: binance_spot: connection failed: DNS lookup of api.binance.com failed")
+    assert summary.line() == (
+        "binance_spot 1d: FAILED - symbol listing failed: connection failed: DNS lookup of api.binance.com failed"
+    )
+
+
 def test_the_summary_gives_each_strategys_firing_rate_over_the_scanned_markets():
     summary = ScanSummary("demo", "1d", ["pin_down", "confluence"], listed=100, fetched=100, filtered_out=10,
                           skipped={"XUSDT": "too few bars", "YUSDT": "bad candles"})
