@@ -151,7 +151,8 @@ async def _scan_exchange_timeframes(
     finally:
         await client.close()
         cache.clear(exchange=exchange)
-    count_requests_once([s for r in results if isinstance(r, ScanResult) for s in r.summaries], client.request_count)
+    done = [summary for item in results if isinstance(item, ScanResult) for summary in item.summaries]
+    count_requests_once(done, client.request_count)
     merged = []
     for timeframe, item in zip(timeframes, results):
         if isinstance(item, BaseException):
@@ -257,7 +258,7 @@ def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentPars
     parser.add_argument("--channel", default=None, help="send every alert to this Telegram channel")
     parser.add_argument("--csv", default=None, help="write the hits to this CSV file")
     parser.add_argument("--json", default=None, help="write hits and summaries to this JSON file")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (default: only on a terminal)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (shown only on a terminal)")
     parser.add_argument(
         "--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
         help=f"{', '.join(LOG_LEVELS)} (default WARNING)",
@@ -267,18 +268,21 @@ def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentPars
 
 
 def check_output_path(path: str, option: str) -> Path:
-    """``path`` when a file can be written there (tried now, before any scan or alert); ValueError otherwise."""
+    """``path`` when a file can be written there (tried now, before any scan or alert); else ValueError."""
     target = Path(path).expanduser()
     if target.is_dir():
         raise ValueError(f"{option} {path}: is a directory; give a file name")
     if not target.parent.is_dir():
-        raise ValueError(f"{option} {path}: directory {target.parent} does not exist; create it or choose another path")
+        raise ValueError(
+            f"{option} {path}: directory {target.parent} does not exist; create it or choose another path"
+        )
     existed = target.exists()
     try:
         with target.open("a"):
             pass
     except OSError as exc:
-        raise ValueError(f"{option} {path}: cannot write there ({exc.strerror}); choose another path") from None
+        reason = exc.strerror or exc
+        raise ValueError(f"{option} {path}: cannot write there ({reason}); choose another path") from None
     if not existed:
         target.unlink()
     return target
@@ -289,7 +293,8 @@ def _hits_table(result: ScanResult) -> str:
     frame = result.to_frame()
     if frame.empty:
         return "No hits."
-    columns = ["strategy", "exchange", "timeframe", "symbol", "bar_time", "current_bar", "close", "volume_usd"]
+    columns = ["strategy", "exchange", "timeframe", "symbol", "bar_time", "current_bar", "close",
+               "volume_usd"]
     if frame["link"].notna().any():
         columns.append("link")
     table = frame[columns].assign(
@@ -308,7 +313,8 @@ def _failure_lines(summary: ScanSummary) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for symbol, reason in summary.failed.items():
         short = reason
-        for prefix in (f"{summary.exchange} {symbol}: ", f"{summary.exchange} {symbol} ", f"{summary.exchange}: "):
+        exchange = summary.exchange
+        for prefix in (f"{exchange} {symbol}: ", f"{exchange} {symbol} ", f"{exchange}: "):
             if short.startswith(prefix):
                 short = short.removeprefix(prefix)
                 break
@@ -382,7 +388,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "run_parallel_scanner.py
     except ValueError as exc:
         parser.error(str(exc))
     if args.channel and not send:
-        print(f"warning: --channel {args.channel} has no effect: sending is off (send_telegram false)", file=sys.stderr)
+        print(f"warning: --channel {args.channel} has no effect: sending is off (send_telegram false)",
+              file=sys.stderr)
     setup_logging(args.log_level)
     sink: list[ScanResult] = []
     try:

@@ -22,7 +22,7 @@ PROG = "scanner"
 NOT_AVAILABLE = 2
 # name -> ("module:function" taking argv and returning the exit status, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "scan": ("scanner.cli:scan_main", "scan exchanges x timeframes for the strategies (run_parallel_scanner.py's CLI)"),
+    "scan": ("scanner.cli:scan_main", "scan exchanges x timeframes (the CLI of run_parallel_scanner.py)"),
     "serve": ("scanner.serve:main", "keep scanning at every bar close"),
     "status": ("scanner.serve:status_main", "what the serve loop did last"),
     "quality": ("scanner.quality:main", "signal-quality report of past alerts"),

@@ -148,9 +148,11 @@ class ScanSummary:
     def line(self) -> str:
         """A one-line human summary for logs and the CLI."""
         if self.error:  # the exchange is named once, at the start of the line
-            return f"{self.exchange} {self.timeframe}: FAILED - {self.error.replace(f'{self.exchange}: ', '')}"
+            error = self.error.replace(f"{self.exchange}: ", "")
+            return f"{self.exchange} {self.timeframe}: FAILED - {error}"
         rates = self.firing_rate
-        hits = ", ".join(f"{k}={v} ({rates[k]:.1%})" for k, v in self.hits_per_strategy.items() if v) or "no hits"
+        fired = [f"{k}={v} ({rates[k]:.1%})" for k, v in self.hits_per_strategy.items() if v]
+        hits = ", ".join(fired) or "no hits"
         text = (
             f"{self.exchange} {self.timeframe}: {self.listed} listed, {self.fetched} fetched, "
             f"{self.filtered_out} below volume, {len(self.skipped)} skipped, {len(self.failed)} failed, "
@@ -246,7 +248,8 @@ class ScanResult:
             for s in self.summaries if s.error is None
             for name, hits in s.hits_per_strategy.items()
         ]
-        return pd.DataFrame(rows, columns=["exchange", "timeframe", "strategy", "hits", "scanned", "firing_rate"])
+        columns = ["exchange", "timeframe", "strategy", "hits", "scanned", "firing_rate"]
+        return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -165,7 +165,8 @@ def _base_url_sources() -> list[tuple[str, str]]:
     """Every configured host as (where it was set, URL): environment variables, then the file."""
     found = [(key, value) for key, value in os.environ.items() if value and BASE_URL_ENV.fullmatch(key)]
     data = file_config()
-    found += [(f"[base_urls] {name} in the config file", str(url)) for name, url in data.get("base_urls", {}).items()]
+    for name, url in data.get("base_urls", {}).items():
+        found.append((f"[base_urls] {name} in the config file", str(url)))
     if data.get("telegram", {}).get("base_url"):
         found.append(("[telegram] base_url in the config file", str(data["telegram"]["base_url"])))
     return found
