@@ -3,7 +3,12 @@
     python run_parallel_scanner.py 1d "breakout_bar,confluence" "binance_spot,bybit_spot" "default" true
 
 Arguments: timeframes, strategies, exchanges, users, send_telegram (each a comma list; ``all`` for
-every strategy or exchange). ``--help`` lists the options. Bad arguments exit with status 2.
+every strategy or every real exchange; names in any case). ``--help`` lists the options, the exit
+codes, the environment variables and the config file. Bad arguments and configuration exit with
+status 2 before anything is scanned. The same command line is ``scanner scan`` (``scanner.cli``).
+
+The library functions send nothing unless asked: ``send_telegram`` defaults to False (it was True
+in the parallel functions before 0.2.0).
 """
 
 from __future__ import annotations
@@ -13,20 +18,29 @@ import asyncio
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from exchanges import EXCHANGE_NAMES, get_client
 from scanner.analysis import analysis_mode
 from scanner.cache import KlineCache, kline_cache
+from scanner.cli import ENVIRONMENT_HELP, EXIT_CODES_HELP, paths_help
 from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
 from scanner.registry import STRATEGY_NAMES, resolve_strategies
-from scanner.results import ScanResult, ScanSummary
+from scanner.results import ScanResult, ScanSummary, count_requests_once, format_price
+from utils import config
 from utils.timeframes import TIMEFRAME_NAMES, get_timeframe
 
 log = logging.getLogger("scanner")
 
 REAL_EXCHANGES: tuple[str, ...] = tuple(name for name in EXCHANGE_NAMES if name != "demo")
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ALL = "all"
+# Per-symbol failures listed under a summary line (grouped by reason); the rest are counted.
+FAILED_REASONS_SHOWN = 5
+DETECTOR_ERRORS_SHOWN = 5
+ALERT_FAILURES_SHOWN = 10
 
 __all__ = [
     "run_parallel_exchanges",
@@ -45,27 +59,52 @@ def _split(value: str | Iterable[str] | None) -> list[str]:
     return [item.strip() for item in items if item and item.strip()]
 
 
+def _names(value: str | Iterable[str] | None) -> list[str]:
+    """Split and lower-case: names are accepted in any case (``1D``, ``Demo``, ``ALL``)."""
+    return [item.lower() for item in _split(value)]
+
+
 def resolve_exchanges(exchanges: str | Iterable[str] | None) -> list[str]:
-    """Comma list / list / ``all`` / None (every real exchange) -> validated names."""
-    items = _split(exchanges)
-    if exchanges is None or "all" in items:
+    """Comma list / list / ``all`` / None (every real exchange) -> validated names.
+
+    ``all`` means every real exchange; ``demo`` is not part of it but may be named beside it
+    (``all,demo`` scans both).
+    """
+    if exchanges is None:
         return list(REAL_EXCHANGES)
+    items = _names(exchanges)
     if not items:
         raise ValueError(f"empty exchange list; valid exchanges: {', '.join(EXCHANGE_NAMES)}, or 'all'")
     for name in items:
-        if name not in EXCHANGE_NAMES:
+        if name != ALL and name not in EXCHANGE_NAMES:
             raise ValueError(f"unknown exchange {name!r}; valid exchanges: {', '.join(EXCHANGE_NAMES)}, or 'all'")
+    if ALL in items:
+        items = [name for name in items if name not in REAL_EXCHANGES and name != ALL] + list(REAL_EXCHANGES)
     return list(dict.fromkeys(items))
 
 
 def resolve_timeframes(timeframes: str | Iterable[str]) -> list[str]:
-    """Comma list / list -> validated timeframe names, in the given order."""
-    items = _split(timeframes)
+    """Comma list / list -> validated timeframe names (any case), in the given order."""
+    items = _names(timeframes)
     if not items:
         raise ValueError(f"empty timeframe list; valid timeframes: {', '.join(TIMEFRAME_NAMES)}")
     for name in items:
         get_timeframe(name)
     return list(dict.fromkeys(items))
+
+
+def resolve_strategy_names(strategies: str | Iterable[str] | None) -> list[str]:
+    """Comma list / list / ``all`` -> validated strategy names (any case), see ``scanner.registry``.
+
+    A name beside ``all`` is still checked, so a typo never hides behind it.
+    """
+    if strategies is None:
+        return resolve_strategies(None)
+    items = _names(strategies)
+    named = [name for name in items if name != ALL]
+    if named and len(named) < len(items):
+        resolve_strategies(named)
+    return resolve_strategies(items)
 
 
 def resolve_users(users: str | Iterable[str] | None) -> list[str]:
@@ -112,6 +151,8 @@ async def _scan_exchange_timeframes(
     finally:
         await client.close()
         cache.clear(exchange=exchange)
+    done = [summary for item in results if isinstance(item, ScanResult) for summary in item.summaries]
+    count_requests_once(done, client.request_count)
     merged = []
     for timeframe, item in zip(timeframes, results):
         if isinstance(item, BaseException):
@@ -129,7 +170,7 @@ async def run_parallel_multi_timeframes_all_exchanges(
     strategies: str | Iterable[str],
     exchanges: str | Iterable[str] | None = None,
     users: str | Sequence[str] = ("default",),
-    send_telegram: bool = True,
+    send_telegram: bool = False,
     telegram_channel: str | None = None,
     min_volume_usd: float | None = None,
     bars: str = "both",
@@ -142,10 +183,11 @@ async def run_parallel_multi_timeframes_all_exchanges(
     Daily candles are fetched once per symbol and serve 1d/2d/3d/4d (and 1w where the page size
     allows); an exchange's cached candles are dropped once all its timeframes are done.
     ``sink`` (a list) receives each finished exchange x timeframe result as it completes, so a
-    caller that is interrupted still has the partial results.
+    caller that is interrupted still has the partial results. Alerts go out only with
+    ``send_telegram=True``.
     """
     tfs = resolve_timeframes(timeframes)
-    names = resolve_strategies(strategies)
+    names = resolve_strategy_names(strategies)
     markets = resolve_exchanges(exchanges)
     user_list = resolve_users(users)
     validate_bars(bars)
@@ -174,7 +216,7 @@ async def run_parallel_exchanges(
     strategies: str | Iterable[str],
     exchanges: str | Iterable[str] | None = None,
     users: str | Sequence[str] = ("default",),
-    send_telegram: bool = True,
+    send_telegram: bool = False,
     min_volume_usd: float | None = None,
     **kwargs: Any,
 ) -> ScanResult:
@@ -192,15 +234,17 @@ def parse_bool(text: str) -> bool:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentParser:
+    """The positional command line (also ``scanner scan``); ``--help`` is the full reference."""
     parser = argparse.ArgumentParser(
-        prog="run_parallel_scanner.py",
+        prog=prog,
         description="Scan crypto markets for VSA and custom patterns, optionally alerting on Telegram.",
         epilog=(
             f"timeframes: {', '.join(TIMEFRAME_NAMES)}\nstrategies: {', '.join(STRATEGY_NAMES)}, all\n"
-            f"exchanges: {', '.join(EXCHANGE_NAMES)}, all (every real exchange)\n"
-            "example: python run_parallel_scanner.py 1d \"breakout_bar,confluence\" "
-            "\"binance_spot,bybit_spot\" default true"
+            f"exchanges: {', '.join(EXCHANGE_NAMES)}, all (every real exchange; 'all,demo' adds demo)\n"
+            "names are accepted in any case.\n"
+            f"example: {prog} 1d \"breakout_bar,confluence\" \"binance_spot,bybit_spot\" default true\n\n"
+            f"{EXIT_CODES_HELP}\n\n{ENVIRONMENT_HELP}\n\n{paths_help()}"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -210,38 +254,92 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("users", nargs="?", default="default", help="comma list of user names (default default)")
     parser.add_argument("send_telegram", nargs="?", default="false", help="true/false (default false)")
     parser.add_argument("--min-volume-usd", default=None, help="replace the per-timeframe USD volume threshold")
-    parser.add_argument("--bars", default="both", help="both | closed | current (default both)")
+    parser.add_argument("--bars", default="both", type=str.lower, help="both | closed | current (default both)")
     parser.add_argument("--channel", default=None, help="send every alert to this Telegram channel")
     parser.add_argument("--csv", default=None, help="write the hits to this CSV file")
     parser.add_argument("--json", default=None, help="write hits and summaries to this JSON file")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (shown only on a terminal)")
+    parser.add_argument(
+        "--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default WARNING)",
+    )
+    # The lead adds --store PATH / --no-store here (the candle store), passed on as store=.
     return parser
+
+
+def check_output_path(path: str, option: str) -> Path:
+    """``path`` when a file can be written there (tried now, before any scan or alert); else ValueError."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not target.parent.is_dir():
+        raise ValueError(
+            f"{option} {path}: directory {target.parent} does not exist; create it or choose another path"
+        )
+    existed = target.exists()
+    try:
+        with target.open("a"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ValueError(f"{option} {path}: cannot write there ({reason}); choose another path") from None
+    if not existed:
+        target.unlink()
+    return target
+
+
+def _hits_table(result: ScanResult) -> str:
+    """The hits as a trader reads them: prices with significant digits, USD volume, the chart link."""
+    frame = result.to_frame()
+    if frame.empty:
+        return "No hits."
+    columns = ["strategy", "exchange", "timeframe", "symbol", "bar_time", "current_bar", "close",
+               "volume_usd"]
+    if frame["link"].notna().any():
+        columns.append("link")
+    table = frame[columns].assign(
+        bar_time=frame["bar_time"].map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
+        current_bar=frame["current_bar"].map({True: "forming", False: "closed"}),
+        close=frame["close"].map(format_price),
+        volume_usd=frame["volume_usd"].map(lambda v: f"{v:,.0f}"),
+    ).rename(columns={"current_bar": "bar", "volume_usd": "volume USD"})
+    if "link" in table:
+        table["link"] = table["link"].fillna("")
+    return table.to_string(index=False)
+
+
+def _failure_lines(summary: ScanSummary) -> list[str]:
+    """Failed symbols grouped by reason (the exchange named once, not in every reason)."""
+    by_reason: dict[str, list[str]] = {}
+    for symbol, reason in summary.failed.items():
+        short = reason
+        exchange = summary.exchange
+        for prefix in (f"{exchange} {symbol}: ", f"{exchange} {symbol} ", f"{exchange}: "):
+            if short.startswith(prefix):
+                short = short.removeprefix(prefix)
+                break
+        by_reason.setdefault(short, []).append(symbol)
+    ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+    lines = []
+    for reason, symbols in ranked[:FAILED_REASONS_SHOWN]:
+        if len(symbols) == 1:
+            lines.append(f"    failed {summary.exchange} {symbols[0]}: {reason}")
+        else:
+            examples = ", ".join(symbols[:3]) + (", ..." if len(symbols) > 3 else "")
+            lines.append(f"    {len(symbols)} symbols failed on {summary.exchange} ({examples}): {reason}")
+    if len(ranked) > FAILED_REASONS_SHOWN:
+        others = sum(len(symbols) for _, symbols in ranked[FAILED_REASONS_SHOWN:])
+        lines.append(f"    ... and {others} more failed symbols on {summary.exchange} (other reasons)")
+    return lines
 
 
 def format_report(result: ScanResult) -> str:
     """A readable table of hits plus one summary line per exchange x timeframe."""
-    lines = []
-    frame = result.to_frame()
-    if frame.empty:
-        lines.append("No hits.")
-    else:
-        table = frame[["strategy", "exchange", "timeframe", "symbol", "bar_time", "current_bar", "close", "volume_usd"]]
-        table = table.assign(
-            bar_time=table["bar_time"].map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
-            current_bar=table["current_bar"].map({True: "forming", False: "closed"}),
-            volume_usd=table["volume_usd"].map(lambda v: f"{v:,.0f}"),
-        ).rename(columns={"current_bar": "bar", "volume_usd": "volume USD"})
-        lines.append(table.to_string(index=False))
-    lines.append("")
-    lines.append("Summary:")
+    lines = [_hits_table(result), "", "Summary:"]
     lines.extend(f"  {s.line()}" for s in result.summaries)
     for summary in result.summaries:
-        for symbol, reason in list(summary.failed.items())[:5]:
-            lines.append(f"    failed {summary.exchange} {symbol}: {reason}")
-        if len(summary.failed) > 5:
-            lines.append(f"    ... and {len(summary.failed) - 5} more failed symbols on {summary.exchange}")
-        for err in summary.detector_errors[:5]:
+        lines.extend(_failure_lines(summary))
+        for err in summary.detector_errors[:DETECTOR_ERRORS_SHOWN]:
             lines.append(f"    detector {err['strategy']} failed on {summary.exchange} {err['symbol']}: {err['reason']}")
     alerts = result.alerts
     if alerts.messages or alerts.failures or alerts.pending:
@@ -249,39 +347,57 @@ def format_report(result: ScanResult) -> str:
             f"Alerts: {alerts.sent} sent in {alerts.messages} messages, {alerts.duplicates_skipped} already sent, "
             f"{alerts.pending} pending, {len(alerts.failures)} failures"
         )
-        lines.extend(f"    {f.channel} -> {f.user}: {f.reason}" for f in alerts.failures[:10])
+        lines.extend(f"    {f.channel} -> {f.user}: {f.reason}" for f in alerts.failures[:ALERT_FAILURES_SHOWN])
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status (0 ok, 1 something failed, 2 bad arguments, 130 interrupted)."""
+def progress_wanted(no_progress: bool) -> bool | None:
+    """False with ``--no-progress`` or when stderr is not a terminal (cron logs stay clean); else None,
+    which leaves ``DISABLE_PROGRESS`` the last word."""
+    if no_progress or not sys.stderr.isatty():
+        return False
+    return None
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "run_parallel_scanner.py") -> int:
+    """CLI entry point; returns the exit status (0 ok, 1 something failed, 2 bad arguments, 130 interrupted).
+
+    Every argument, the config file, the hosts, the tokens (when sending) and the export paths are
+    checked before anything is scanned; a problem is one line naming the fix, exit status 2.
+    """
     from utils.logging import setup_logging
 
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         timeframes = resolve_timeframes(args.timeframes)
-        strategies = resolve_strategies(args.strategies)
+        strategies = resolve_strategy_names(args.strategies)
         exchanges = resolve_exchanges(args.exchanges)
         users = resolve_users(args.users)
         send = parse_bool(args.send_telegram)
         min_volume = validate_min_volume(args.min_volume_usd)
         bars = validate_bars(args.bars)
         analysis_mode()  # SCANNER_ANALYSIS, checked before anything is scanned
+        config.check_config(sending=send)
         if send:
             from scanner.notifier import validate_alert_targets
 
             validate_alert_targets(strategies, users, channel=args.channel)
+        csv_path = check_output_path(args.csv, "--csv") if args.csv else None
+        json_path = check_output_path(args.json, "--json") if args.json else None
     except ValueError as exc:
         parser.error(str(exc))
-    setup_logging(args.log_level.upper())
+    if args.channel and not send:
+        print(f"warning: --channel {args.channel} has no effect: sending is off (send_telegram false)",
+              file=sys.stderr)
+    setup_logging(args.log_level)
     sink: list[ScanResult] = []
     try:
         result = asyncio.run(
             run_parallel_multi_timeframes_all_exchanges(
                 timeframes, strategies, exchanges, users=users, send_telegram=send,
                 telegram_channel=args.channel, min_volume_usd=min_volume, bars=bars,
-                progress=False if args.no_progress else None, sink=sink,
+                progress=progress_wanted(args.no_progress), sink=sink,
             )
         )
     except KeyboardInterrupt:
@@ -290,10 +406,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Interrupted: the results above are partial.", file=sys.stderr)
         return 130
     print(format_report(result))
-    if args.csv:
-        result.to_csv(args.csv)
-    if args.json:
-        result.to_json(args.json)
+    try:
+        if csv_path:
+            result.to_csv(csv_path)
+        if json_path:
+            result.to_json(json_path)
+    except OSError as exc:
+        print(f"error: could not write the export: {exc}", file=sys.stderr)
+        return 1
     failed = any(s.error for s in result.summaries) or bool(result.alerts.failures) or result.alerts.pending
     return 1 if failed else 0
 

@@ -1,7 +1,8 @@
 """The one result type of a scan: hits plus a summary per exchange x timeframe.
 
 The CLI table, the notebook DataFrame, the CSV/JSON export and the Telegram formatter all read
-this; nothing downstream re-derives what the scan already knows.
+this; nothing downstream re-derives what the scan already knows. Each hit carries its chart link
+(``exchanges.links``); each summary its firing rate per strategy (hits per scanned market).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from exchanges.links import chart_url
+
 HIT_COLUMNS = [
     "strategy",
     "exchange",
@@ -23,7 +26,22 @@ HIT_COLUMNS = [
     "current_bar",
     "close",
     "volume_usd",
+    "link",
 ]
+# Metrics that repeat a common column under another name; rows keep the common column only.
+DUPLICATE_METRICS: frozenset[str] = frozenset({"close_price"})
+# Significant digits of a price in the table and the alerts (0.00002431, 1,043.02).
+PRICE_SIGNIFICANT_DIGITS = 4
+
+
+def format_price(value: float) -> str:
+    """A price with enough decimals for four significant digits (at least two), never scientific."""
+    if not math.isfinite(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    decimals = max(2, PRICE_SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
 
 
 @dataclass(frozen=True)
@@ -40,10 +58,17 @@ class Hit:
     volume_usd: float
     metrics: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def link(self) -> str | None:
+        """The TradingView chart of the market (None for the demo exchange)."""
+        return chart_url(self.exchange, self.symbol)
+
     def as_row(self) -> dict[str, Any]:
+        """The common columns, then the strategy's metrics (duplicates of a common column left out)."""
         row = {name: getattr(self, name) for name in HIT_COLUMNS}
         for key, value in self.metrics.items():
-            row.setdefault(key, value)
+            if key not in DUPLICATE_METRICS:
+                row.setdefault(key, value)
         return row
 
 
@@ -94,23 +119,67 @@ class ScanSummary:
     duration_s: float = 0.0
     error: str | None = None
     cancelled: bool = False
+    # When one client served several timeframes, its requests are counted once, on one summary:
+    # that one lists the timeframes they served, the others name the timeframe that counts them.
+    requests_served: list[str] = field(default_factory=list)
+    requests_counted_with: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.cancelled
 
+    @property
+    def scanned(self) -> int:
+        """Markets the detectors ran on: fetched, minus those below the volume threshold or skipped."""
+        return max(self.fetched - self.filtered_out - len(self.skipped), 0)
+
+    @property
+    def firing_rate(self) -> dict[str, float]:
+        """Hits per scanned market of each strategy in this scan (0.0 when nothing was scanned)."""
+        scanned = self.scanned
+        return {name: (hits / scanned if scanned else 0.0) for name, hits in self.hits_per_strategy.items()}
+
+    def requests_text(self) -> str:
+        if self.requests_counted_with:
+            return f"requests counted with {self.requests_counted_with}"
+        served = f" (served {', '.join(self.requests_served)})" if len(self.requests_served) > 1 else ""
+        return f"{self.requests} requests{served}"
+
     def line(self) -> str:
         """A one-line human summary for logs and the CLI."""
-        if self.error:
-            return f"{self.exchange} {self.timeframe}: FAILED - {self.error}"
-        hits = ", ".join(f"{k}={v}" for k, v in self.hits_per_strategy.items() if v) or "no hits"
+        if self.error:  # the exchange is named once, at the start of the line
+            error = self.error.replace(f"{self.exchange}: ", "")
+            return f"{self.exchange} {self.timeframe}: FAILED - {error}"
+        rates = self.firing_rate
+        fired = [f"{k}={v} ({rates[k]:.1%})" for k, v in self.hits_per_strategy.items() if v]
+        hits = ", ".join(fired) or "no hits"
         text = (
             f"{self.exchange} {self.timeframe}: {self.listed} listed, {self.fetched} fetched, "
             f"{self.filtered_out} below volume, {len(self.skipped)} skipped, {len(self.failed)} failed, "
-            f"{len(self.detector_errors)} detector errors; {hits}; {self.requests} requests in "
-            f"{self.duration_s:.1f}s"
+            f"{len(self.detector_errors)} detector errors; {self.scanned} scanned; {hits}; "
+            f"{self.requests_text()} in {self.duration_s:.1f}s"
         )
         return text + (" (cancelled)" if self.cancelled else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field plus the derived ``scanned`` and ``firing_rate`` (for JSON)."""
+        return {**asdict(self), "scanned": self.scanned, "firing_rate": self.firing_rate}
+
+
+def count_requests_once(summaries: list[ScanSummary], total: int) -> None:
+    """Put ``total``, the requests of one client that served all ``summaries`` (one exchange, several
+    timeframes), on the first of them and mark the others, so summing ``requests`` counts each once.
+
+    The per-timeframe counts measured while the scans overlapped each include the others' requests.
+    """
+    if len(summaries) < 2:
+        return
+    first, rest = summaries[0], summaries[1:]
+    first.requests = total
+    first.requests_served = [s.timeframe for s in summaries]
+    for summary in rest:
+        summary.requests = 0
+        summary.requests_counted_with = first.timeframe
 
 
 @dataclass
@@ -160,18 +229,32 @@ class ScanResult:
                     "skipped": len(s.skipped),
                     "failed": len(s.failed),
                     "detector_errors": len(s.detector_errors),
+                    "scanned": s.scanned,
                     "hits": sum(s.hits_per_strategy.values()),
                     "requests": s.requests,
+                    "requests_served": ", ".join(s.requests_served) or None,
+                    "requests_counted_with": s.requests_counted_with,
                     "duration_s": round(s.duration_s, 3),
                     "error": s.error,
                 }
             )
         return pd.DataFrame(rows)
 
+    def firing_rate_frame(self) -> pd.DataFrame:
+        """One row per exchange x timeframe x strategy: hits, scanned markets and the firing rate."""
+        rows = [
+            {"exchange": s.exchange, "timeframe": s.timeframe, "strategy": name, "hits": hits,
+             "scanned": s.scanned, "firing_rate": s.firing_rate[name]}
+            for s in self.summaries if s.error is None
+            for name, hits in s.hits_per_strategy.items()
+        ]
+        columns = ["exchange", "timeframe", "strategy", "hits", "scanned", "firing_rate"]
+        return pd.DataFrame(rows, columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "hits": [_jsonable(hit.as_row()) for hit in self.hits],
-            "summaries": [_jsonable(asdict(s)) for s in self.summaries],
+            "summaries": [_jsonable(s.as_dict()) for s in self.summaries],
             "alerts": _jsonable(asdict(self.alerts)),
         }
 

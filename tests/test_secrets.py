@@ -53,9 +53,10 @@ def test_no_tracked_file_contains_a_bot_token_shaped_string():
     assert offenders == []
 
 
-def test_the_local_config_and_the_state_store_are_git_ignored():
+def test_the_local_config_the_state_store_and_build_output_are_git_ignored():
     tracked_files()
-    for name in ("scanner.local.toml", "state/alerts.sqlite3", "my.local.toml", ".env"):
+    for name in ("scanner.local.toml", "state/alerts.sqlite3", "my.local.toml", ".env", "build/lib/x.py",
+                 "dist/x.whl", "crypto_market_scanner.egg-info/PKG-INFO"):
         ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=REPO)
         assert ignored.returncode == 0, f"{name} is not ignored"
 

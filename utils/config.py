@@ -1,8 +1,9 @@
 """Configuration: thresholds, hosts, Telegram channels and users.
 
-Secrets (bot tokens, chat ids) come only from environment variables or a local TOML file that
-``.gitignore`` covers (``scanner.local.toml`` in the working directory or the repo root, or the
-path in ``SCANNER_CONFIG``). ``scanner.example.toml`` documents the layout with placeholders.
+Secrets (bot tokens, chat ids) come only from environment variables or a TOML config file, the
+first of: the path in ``SCANNER_CONFIG``; ``scanner.local.toml`` in the current directory (git
+ignores it); the user's config file (``~/.config/crypto-market-scanner/config.toml``, see
+``utils.paths``). ``scanner.example.toml`` documents the layout with placeholders.
 
 Environment variables win over the file:
 
@@ -10,22 +11,31 @@ Environment variables win over the file:
 - ``SCANNER_TELEGRAM_BASE_URL``: Bot API base in python-telegram-bot's ``base_url`` form.
 - ``SCANNER_TELEGRAM_TOKEN_<CHANNEL>``: the bot token of a channel (``..._VOLUME_SURGE``).
 - ``SCANNER_TELEGRAM_CHAT_<USER>``: the chat id of a user (``SCANNER_TELEGRAM_CHAT_DEFAULT``).
-- ``SCANNER_STATE_DB``: path of the alert ledger (SQLite).
+- ``SCANNER_STATE_DB``: path of the alert ledger (SQLite); its directory is the state directory
+  (default ``~/.local/state/crypto-market-scanner``, see ``utils.paths``).
+
+:func:`check_config` reads and checks all of it up front, so a bad file, URL or token is one clear
+``ValueError`` before anything is scanned.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_CONFIG_NAME = "scanner.local.toml"
+from utils.paths import LOCAL_CONFIG_NAME, default_state_db, user_config_file
+
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
-DEFAULT_STATE_DB = REPO_ROOT / "state" / "alerts.sqlite3"
+URL_SCHEMES: tuple[str, ...] = ("http", "https")
+# A Bot API token as @BotFather issues it: the bot id, a colon, a secret of letters, digits, _ and -.
+TOKEN_SHAPE = re.compile(r"\d{6,12}:[A-Za-z0-9_-]{30,}")
+BASE_URL_ENV = re.compile(r"SCANNER_([A-Z0-9_]+)_BASE_URL")
 
 # Spec section 11: USD volume of the last closed bar needed per timeframe.
 VOLUME_THRESHOLDS: dict[str, float] = {
@@ -56,11 +66,17 @@ class TelegramConfig:
         )
 
 
-def _config_paths() -> list[Path]:
+def config_paths() -> list[Path]:
+    """Where the config file is looked for, first match wins (module docstring)."""
     explicit = os.environ.get("SCANNER_CONFIG")
     if explicit:
-        return [Path(explicit)]
-    return [Path.cwd() / LOCAL_CONFIG_NAME, REPO_ROOT / LOCAL_CONFIG_NAME]
+        return [Path(explicit).expanduser()]
+    return [Path.cwd() / LOCAL_CONFIG_NAME, user_config_file()]
+
+
+def config_file() -> Path | None:
+    """The config file in use, or None when there is none."""
+    return next((path for path in config_paths() if path.is_file()), None)
 
 
 @lru_cache(maxsize=1)
@@ -71,14 +87,17 @@ def _file_config_cached(paths: tuple[str, ...]) -> dict[str, Any]:
             with path.open("rb") as fh:
                 try:
                     return tomllib.load(fh)
-                except tomllib.TOMLDecodeError as exc:
-                    raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+                except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                    raise ValueError(
+                        f"config file {path} is not valid TOML ({exc}); fix it (see scanner.example.toml) "
+                        "or point SCANNER_CONFIG at another file"
+                    ) from None
     return {}
 
 
 def file_config() -> dict[str, Any]:
     """The parsed local config file, or ``{}`` when there is none."""
-    return _file_config_cached(tuple(str(p) for p in _config_paths()))
+    return _file_config_cached(tuple(str(p) for p in config_paths()))
 
 
 def reload() -> None:
@@ -117,9 +136,54 @@ def telegram_config() -> TelegramConfig:
 
 
 def state_db_path() -> Path:
-    """Where the alert ledger lives (``SCANNER_STATE_DB``, ``[state] db`` in the file, or ./state)."""
+    """Where the alert ledger lives; its directory is the state directory (the candle store sits beside).
+
+    ``SCANNER_STATE_DB``, then ``[state] db`` in the config file, then the user's state directory.
+    """
     env = os.environ.get("SCANNER_STATE_DB") or file_config().get("state", {}).get("db")
-    return Path(env) if env else DEFAULT_STATE_DB
+    return Path(env).expanduser() if env else default_state_db()
+
+
+def check_url(url: str, where: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ``ValueError`` naming ``where`` it came from."""
+    parts = urlsplit(str(url).strip())
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.netloc:
+        raise ValueError(f"{where} must be an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def check_token(channel: str, token: str) -> None:
+    """``ValueError`` when a bot token does not have a token's shape (the message never quotes it)."""
+    if not TOKEN_SHAPE.fullmatch(token.strip()):
+        raise ValueError(
+            f"the bot token of Telegram channel {channel!r} is not a token (expected <bot id>:<secret> "
+            f"from @BotFather); fix SCANNER_TELEGRAM_TOKEN_{channel.upper()} or [telegram.tokens] {channel}"
+        )
+
+
+def _base_url_sources() -> list[tuple[str, str]]:
+    """Every configured host as (where it was set, URL): environment variables, then the file."""
+    found = [(key, value) for key, value in os.environ.items() if value and BASE_URL_ENV.fullmatch(key)]
+    data = file_config()
+    for name, url in data.get("base_urls", {}).items():
+        found.append((f"[base_urls] {name} in the config file", str(url)))
+    if data.get("telegram", {}).get("base_url"):
+        found.append(("[telegram] base_url in the config file", str(data["telegram"]["base_url"])))
+    return found
+
+
+def check_config(sending: bool = False) -> None:
+    """Read and check the configuration before a scan; ``ValueError`` with the fix otherwise.
+
+    Always: the config file parses and every base URL is http(s). When ``sending``: every
+    configured bot token has a token's shape.
+    """
+    file_config()
+    for where, url in _base_url_sources():
+        check_url(url, where)
+    if sending:
+        for channel, token in telegram_config().tokens.items():
+            check_token(channel, token)
 
 
 def volume_threshold(timeframe: str, min_volume_usd: float | None = None) -> float:
