@@ -94,17 +94,8 @@ def resolve_timeframes(timeframes: str | Iterable[str]) -> list[str]:
 
 
 def resolve_strategy_names(strategies: str | Iterable[str] | None) -> list[str]:
-    """Comma list / list / ``all`` -> validated strategy names (any case), see ``scanner.registry``.
-
-    A name beside ``all`` is still checked, so a typo never hides behind it.
-    """
-    if strategies is None:
-        return resolve_strategies(None)
-    items = _names(strategies)
-    named = [name for name in items if name != ALL]
-    if named and len(named) < len(items):
-        resolve_strategies(named)
-    return resolve_strategies(items)
+    """Comma list / list / ``all`` -> validated strategy names (any case), see ``scanner.registry``."""
+    return resolve_strategies(None if strategies is None else _names(strategies))
 
 
 def resolve_users(users: str | Iterable[str] | None) -> list[str]:

@@ -66,6 +66,8 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SCANNER_CONFIG", str(tmp_path / "no-config.toml"))
     monkeypatch.setenv("SCANNER_STATE_DB", str(tmp_path / "alerts.sqlite3"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("DISABLE_PROGRESS", "1")
     config.reload()
     yield
