@@ -33,7 +33,7 @@ from scanner.analysis import clean_frame
 from scanner.main import validate_min_volume
 from scanner.registry import Strategy, get_strategy, resolve_strategies
 from utils.config import volume_threshold
-from utils.timeframes import get_timeframe, ohlcv_only
+from utils.timeframes import EPOCH, get_timeframe, ohlcv_only
 
 HORIZONS: tuple[int, ...] = (1, 3, 5, 10)
 MAX_HORIZON = 1000  # bars; a longer horizon leaves almost no signal measurable
@@ -220,8 +220,10 @@ def _collect(
     threshold: float,
     since_ms: int | None,
     errors: list[dict[str, str]],
+    given: Mapping[str, Mapping[str, Any]],
 ) -> None:
-    """Add one chunk of equal-length frames to ``table``: one panel call per strategy."""
+    """Add one chunk of equal-length frames to ``table``: one panel call per strategy (or the
+    signals ``given`` for it)."""
     (o, h, l, c, v), stamps = _panel_arrays(frames)
     rows = np.broadcast_to(np.arange(c.shape[0])[:, None], c.shape)
     with np.errstate(invalid="ignore"):
@@ -233,8 +235,19 @@ def _collect(
         for name, values in zip(_MEASURES, measures):
             table.moves.setdefault((k, name), []).append(values[keep])
     for strategy in strategies:
-        fired = _signals(strategy, [o, h, l, c, v], errors, symbols)
+        if strategy.name in given:
+            fired = np.column_stack([_given(given[strategy.name], s, c.shape[0]) for s in symbols])
+        else:
+            fired = _signals(strategy, [o, h, l, c, v], errors, symbols)
         table.fired.setdefault(strategy.name, []).append(fired[keep])
+
+
+def _given(by_symbol: Mapping[str, Any], symbol: str, rows: int) -> np.ndarray:
+    """A precomputed signal column: one bool per row of the symbol's (cleaned) frame."""
+    values = np.asarray(by_symbol.get(symbol, np.zeros(rows, dtype=bool)), dtype=bool)
+    if values.shape != (rows,):
+        raise ValueError(f"signals for {symbol!r} must have one value per bar ({rows}), got shape {values.shape}")
+    return values.astype(np.int8)
 
 
 def _stats(ret: np.ndarray, mfe: np.ndarray, mae: np.ndarray) -> dict[str, float]:
@@ -356,8 +369,12 @@ def quality_table(
     min_volume_usd: float | None = None,
     since: str | pd.Timestamp | None = None,
     seed: int = 0,
+    signals: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Signal quality of ``strategies`` on closed bars ``frames`` (symbol -> OHLCV frame, UTC index).
+
+    ``signals`` (strategy -> symbol -> one bool per bar, a symbol left out never fires) replaces
+    that strategy's detector: signals computed elsewhere, or known ones in tests.
 
     One row per strategy x horizon, columns ``COLUMN_NAMES`` (see ``COLUMNS``). The result does
     not depend on the order of ``frames``. Symbols whose candles are unusable are left out and
@@ -369,7 +386,7 @@ def quality_table(
     horizons = validate_horizons(horizons)
     threshold = volume_threshold(timeframe, validate_min_volume(min_volume_usd))
     start = parse_since(since)
-    since_ms = None if start is None else int(start.as_unit("ms").value)
+    since_ms = None if start is None else -(-(start - EPOCH) // pd.Timedelta(milliseconds=1))
     seed = _validate_seed(seed)
 
     skipped: dict[str, str] = {}
@@ -387,7 +404,7 @@ def quality_table(
         for begin in range(0, len(group), SYMBOL_CHUNK):
             chunk = group[begin : begin + SYMBOL_CHUNK]
             _collect(table, [f for _, f in chunk], [s for s, _ in chunk], selected, horizons, threshold,
-                     since_ms, errors)
+                     since_ms, errors, signals or {})
     table.finish()
     symbols = sum(len(group) for group in by_length.values())
     rows = [row for s in selected for row in _rows_for(table, s, horizons, exchange, timeframe, symbols, seed)]
