@@ -288,3 +288,12 @@ def test_bad_arguments_raise_a_value_error_naming_the_valid_choices(kwargs, word
 def test_horizons_accept_a_comma_list_and_sort_it() -> None:
     assert validate_horizons("10, 1,5,5") == (1, 5, 10)
     assert validate_horizons([3, 2.0]) == (2, 3)
+
+
+def test_the_benchmark_runs_end_to_end_on_a_small_size(capsys) -> None:
+    from bench import quality as bench_quality
+
+    assert bench_quality.main(["--symbols", "12", "--bars", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "12 symbols x 150 daily bars x 10 strategies x 4 horizons" in out
+    assert "wall" in out and "peak RSS" in out
