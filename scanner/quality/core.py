@@ -64,7 +64,7 @@ COLUMNS: dict[str, str] = {
     "mean_mae": "mean maximum adverse excursion within the horizon, from lows (highs for 'down'); "
     "negative = against the strategy",
     "baseline_bars": "baseline bars whose horizon lies within the history",
-    "baseline_mean_return": "mean_return over the baseline bars",
+    "baseline_mean_return": "mean_return over the baseline bars (read in the same direction)",
     "baseline_median_return": "median_return over the baseline bars",
     "baseline_positive_share": "positive_share over the baseline bars",
     "baseline_mean_mfe": "mean_mfe over the baseline bars",
@@ -87,23 +87,28 @@ def validate_horizons(horizons: str | int | Iterable[int] | None) -> tuple[int, 
     elif isinstance(horizons, (int, np.integer)) and not isinstance(horizons, bool):
         items = [horizons]
     else:
-        items = list(horizons)
-    out = set()
-    for item in items:
-        text = str(item).strip()
-        if isinstance(item, bool) or not (text.isdigit() or _integral(item)):
-            raise ValueError(f"{hint}; got {item!r}")
-        value = int(float(text)) if not text.isdigit() else int(text)
-        if not 1 <= value <= MAX_HORIZON:
-            raise ValueError(f"{hint}; got {item!r}")
-        out.add(value)
-    if not out:
-        raise ValueError(f"{hint}; got none")
-    return tuple(sorted(out))
+        try:
+            items = list(horizons)
+        except TypeError:
+            raise ValueError(f"{hint}; got {horizons!r}") from None
+    out = {_horizon(item) for item in items}
+    if not out or None in out:
+        bad = next((item for item in items if _horizon(item) is None), None)
+        raise ValueError(f"{hint}; got {bad!r}" if out else f"{hint}; got none")
+    return tuple(sorted(out))  # type: ignore[arg-type]
 
 
-def _integral(item: Any) -> bool:
-    return isinstance(item, (int, float, np.integer, np.floating)) and math.isfinite(item) and item == int(item)
+def _horizon(item: Any) -> int | None:
+    """``item`` as a horizon in bars, or None when it is not a whole number in range."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, str):
+        value = int(item) if item.strip().isdigit() else None
+    elif isinstance(item, (int, float, np.integer, np.floating)) and math.isfinite(item) and item == int(item):
+        value = int(item)
+    else:
+        value = None
+    return value if value is not None and 1 <= value <= MAX_HORIZON else None
 
 
 def parse_since(since: str | pd.Timestamp | Any | None) -> pd.Timestamp | None:
