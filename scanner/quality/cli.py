@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     store = None if args.no_store else args.store
+    if args.store:
+        print(f"{PROG}: note: this build has no candle store yet; history is fetched from the exchange",
+              file=sys.stderr)
     try:
         table = asyncio.run(signal_quality(
             timeframes, strategies, exchanges, horizons=horizons, since=since, min_volume_usd=min_volume,

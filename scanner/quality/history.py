@@ -19,7 +19,7 @@ import pandas as pd
 from exchanges import get_client
 from exchanges.errors import ExchangeError
 from scanner.cache import source_of
-from scanner.main import FETCH_CONCURRENCY, validate_min_volume
+from scanner.main import FETCH_CONCURRENCY, progress_enabled, validate_min_volume
 from scanner.quality.core import COLUMN_NAMES, HORIZONS, empty_table, parse_since, quality_table, validate_horizons
 from scanner.registry import resolve_strategies
 from utils.candles import Candles
@@ -41,13 +41,15 @@ async def load_history(
     *,
     failed: dict[str, str] | None = None,
     client: Any = None,
+    progress: bool | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Closed bars of ``timeframe`` per symbol of ``exchange`` (every listed USDT market by default).
 
     The forming bar (last row) is dropped: only closed bars are measured. A symbol whose fetch
     fails is left out and its reason put into ``failed``; a failed listing raises
     ``ExchangeError``. ``store`` is where the candle store lives; this build has no store yet and
-    always fetches (see the module docstring). ``client`` lets a test or caller pass its own.
+    always fetches (see the module docstring). ``client`` lets a test or caller pass its own;
+    ``progress`` shows a progress bar (default: unless ``DISABLE_PROGRESS=1``).
     """
     get_timeframe(timeframe)
     failed = failed if failed is not None else {}
@@ -59,6 +61,11 @@ async def load_history(
         source = replace(source, depth=HISTORY_BARS[source.interval])
         frames: dict[str, pd.DataFrame] = {}
         pending = iter(listed)
+        bar = None
+        if progress_enabled(progress):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(listed), desc=f"{exchange} {timeframe} history", unit="sym", leave=False)
 
         async def worker() -> None:
             for symbol in pending:
@@ -67,10 +74,16 @@ async def load_history(
                     frame = source.derive(Candles.from_frame(raw), timeframe)
                 except (ExchangeError, ValueError, KeyError, TypeError) as exc:
                     failed[symbol] = str(exc) or repr(exc)
-                    continue
-                frames[symbol] = frame.iloc[:-1]
+                else:
+                    frames[symbol] = frame.iloc[:-1]
+                if bar is not None:
+                    bar.update(1)
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(FETCH_CONCURRENCY, len(listed))))))
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, min(FETCH_CONCURRENCY, len(listed))))))
+        finally:
+            if bar is not None:
+                bar.close()
         return frames
     finally:
         if own:
@@ -88,6 +101,7 @@ async def signal_quality(
     store: StorePath = None,
     seed: int = 0,
     symbols: Iterable[str] | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Signal quality of ``strategies`` on every exchange x timeframe, one DataFrame (``COLUMNS``).
 
@@ -95,7 +109,8 @@ async def signal_quality(
     every strategy or real exchange); bad ones raise ``ValueError`` before anything is fetched.
     An exchange or symbol that fails is listed in ``.attrs["failed"]`` (exchange, timeframe,
     symbol or None for the whole exchange, reason) and never stops the rest; unusable candles in
-    ``.attrs["skipped"]``, detector failures in ``.attrs["errors"]``.
+    ``.attrs["skipped"]``, detector failures in ``.attrs["errors"]``. ``symbols`` limits every
+    exchange to those markets; ``progress`` as in ``load_history``.
     """
     from run_parallel_scanner import resolve_exchanges, resolve_timeframes
 
@@ -113,7 +128,7 @@ async def signal_quality(
             where = {"exchange": exchange, "timeframe": timeframe}
             failed: dict[str, str] = {}
             try:
-                frames = await load_history(exchange, timeframe, wanted, store, failed=failed)
+                frames = await load_history(exchange, timeframe, wanted, store, failed=failed, progress=progress)
             except (ExchangeError, OSError, ValueError) as exc:
                 report["failed"].append({**where, "symbol": None, "reason": str(exc) or repr(exc)})
                 continue
