@@ -40,7 +40,7 @@ MAX_HORIZON = 1000  # bars; a longer horizon leaves almost no signal measurable
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 SYMBOL_CHUNK = 256  # symbols per panel call: bounds the memory of the detectors' metric arrays
-BOOTSTRAP_MAX_DRAW = 20_000  # signals drawn per resample at most (m-out-of-n above it)
+BOOTSTRAP_MAX_DRAW = 10_000  # signals drawn per resample at most (m-out-of-n above it)
 BOOTSTRAP_CHUNK = 250_000  # drawn signal indices held at once
 
 # Column -> meaning, in output order. The README and the JSON export read this table.
@@ -255,56 +255,55 @@ def _given(by_symbol: Mapping[str, Any], symbol: str, rows: int) -> np.ndarray:
     return values.astype(np.int8)
 
 
-def _stats(ret: np.ndarray, mfe: np.ndarray, mae: np.ndarray) -> dict[str, float]:
-    """Mean, median and share above zero of returns, and mean excursions (NaN when empty)."""
+_STAT_NAMES = ("mean_return", "median_return", "positive_share", "mean_mfe", "mean_mae")
+
+
+def _raw_stats(ret: np.ndarray, mfe: np.ndarray, mae: np.ndarray) -> dict[str, float]:
+    """Up-reading mean and median return, shares above and below zero, mean excursions."""
     if len(ret) == 0:
-        return dict.fromkeys(("mean_return", "median_return", "positive_share", "mean_mfe", "mean_mae"), math.nan)
+        return dict.fromkeys(("mean", "median", "up", "down", "mfe", "mae"), math.nan)
     return {
-        "mean_return": float(np.mean(ret)),
-        "median_return": float(np.median(ret)),
-        "positive_share": float(np.mean(ret > 0)),
-        "mean_mfe": float(np.mean(mfe)),
-        "mean_mae": float(np.mean(mae)),
+        "mean": float(np.mean(ret)),
+        "median": float(np.median(ret)),
+        "up": float(np.mean(ret > 0)),
+        "down": float(np.mean(ret < 0)),
+        "mfe": float(np.mean(mfe)),
+        "mae": float(np.mean(mae)),
     }
 
 
-def bootstrap_intervals(returns: np.ndarray, rng: np.random.Generator,
-                        resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> np.ndarray:
-    """Percentile intervals of the mean of each column of ``returns`` (signals x horizons, NaN where
-    a signal's horizon is past the history), resampling signals with replacement ``resamples`` times.
+def _in_favour(raw: Mapping[str, float], direction: str) -> dict[str, float]:
+    """``_raw_stats`` read in the strategy's favour. Exact: IEEE negation commutes with sums,
+    means and medians, so this equals the statistics of the sign-flipped values."""
+    if direction == "down":
+        return dict(zip(_STAT_NAMES, (-raw["mean"], -raw["median"], raw["down"], -raw["mae"], -raw["mfe"])))
+    return dict(zip(_STAT_NAMES, (raw["mean"], raw["median"], raw["up"], raw["mfe"], raw["mae"])))
 
-    One draw of signals serves every horizon: a resample's mean at horizon k is over the drawn
-    signals measured at k. Above ``BOOTSTRAP_MAX_DRAW`` signals each resample draws that many
-    (m of n) and its deviation from the full mean is scaled by sqrt(m/n), the m-out-of-n bootstrap:
-    the same interval for a mean up to Monte-Carlo noise, at a bounded cost. Returns (horizons, 2)
-    lows and highs, NaN where nothing is measured.
+
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator,
+                       resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values`` over ``resamples`` resamples with replacement.
+
+    Above ``BOOTSTRAP_MAX_DRAW`` values each resample draws that many (m of n) and its deviation
+    from the full mean is scaled by sqrt(m/n), the m-out-of-n bootstrap: the same interval for a
+    mean up to Monte-Carlo noise, at a bounded cost. NaN, NaN when ``values`` is empty.
     """
-    n, width = returns.shape
-    out = np.full((width, 2), np.nan)
+    n = len(values)
     if n == 0:
-        return out
+        return math.nan, math.nan
     draw = min(n, BOOTSTRAP_MAX_DRAW)
-    measured = ~np.isnan(returns)
-    values = np.ascontiguousarray(np.where(measured, returns, 0.0).T)
-    counts = np.ascontiguousarray(measured.T.astype(np.float64))
-    complete = measured.all(axis=0)
-    means = np.empty((resamples, width))
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    means = np.empty(resamples)
     per_chunk = max(1, BOOTSTRAP_CHUNK // draw)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for start in range(0, resamples, per_chunk):
-            count = min(per_chunk, resamples - start)
-            drawn = rng.integers(0, n, size=(count, draw))
-            for k in range(width):  # one contiguous column at a time: the fastest gather measured
-                total = np.take(values[k], drawn).sum(axis=1)
-                means[start : start + count, k] = total / (draw if complete[k] else np.take(counts[k], drawn).sum(axis=1))
-        full = values.sum(axis=1) / counts.sum(axis=1)
+    for start in range(0, resamples, per_chunk):
+        count = min(per_chunk, resamples - start)
+        means[start : start + count] = np.take(values, rng.integers(0, n, size=(count, draw))).mean(axis=1)
     tail = (1.0 - confidence) / 2.0
-    scale = math.sqrt(draw / n)
-    for k in range(width):
-        if measured[:, k].any():
-            low, high = np.nanquantile(means[:, k], [tail, 1.0 - tail])
-            out[k] = (low, high) if draw == n else (full[k] + scale * (low - full[k]), full[k] + scale * (high - full[k]))
-    return out
+    low, high = (float(q) for q in np.quantile(means, [tail, 1.0 - tail]))
+    if draw == n:
+        return low, high
+    full, scale = float(np.mean(values)), math.sqrt(draw / n)
+    return full + scale * (low - full), full + scale * (high - full)
 
 
 def cell_rng(seed: int, *key: object) -> np.random.Generator:
@@ -312,33 +311,35 @@ def cell_rng(seed: int, *key: object) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32("|".join(map(str, key)).encode())])
 
 
-def _oriented(table: BarTable, horizon: int, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return, MFE and MAE of horizon ``horizon`` read in the strategy's favour."""
-    ret, mfe, mae = (table.move(horizon, m) for m in _MEASURES)
-    if direction == "down":
-        return -ret, -mae, -mfe
-    return ret, mfe, mae
-
-
 def _rows_for(
     table: BarTable, strategy: Strategy, horizons: Sequence[int], exchange: str, timeframe: str,
-    symbols: int, seed: int,
+    symbols: int, seed: int, baselines: dict[tuple[int, int], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    rows_of_bars = table.row()
+    """The strategy's rows. Baseline figures depend only on the strategy's first bar when its
+    detector ran on every symbol, so ``baselines`` keeps them for the next strategy."""
+    start = first_bar(strategy)
     fired = table.signal(strategy.name)
-    base = (rows_of_bars >= first_bar(strategy)) & (fired >= 0)
+    complete = bool((fired >= 0).all())
+    base = table.row() >= start
+    if not complete:
+        base &= fired >= 0
     signal = base & (fired == 1)
     n_signals, n_bars = int(signal.sum()), int(base.sum())
-    oriented = {k: _oriented(table, k, strategy.direction) for k in horizons}
-    returns = np.column_stack([oriented[k][0][signal] for k in horizons]) if horizons else np.empty((0, 0))
-    intervals = bootstrap_intervals(returns, cell_rng(seed, strategy.name, timeframe, exchange))
+    sign = -1.0 if strategy.direction == "down" else 1.0
     out = []
-    for k, (low, high) in zip(horizons, intervals):
-        ret, mfe, mae = oriented[k]
-        measured = ~np.isnan(ret)
-        on_signal, on_base = signal & measured, base & measured
-        sig = _stats(ret[on_signal], mfe[on_signal], mae[on_signal])
-        ref = _stats(ret[on_base], mfe[on_base], mae[on_base])
+    for k in horizons:
+        ret, mfe, mae = (table.move(k, m) for m in _MEASURES)
+        on_signal = signal & ~np.isnan(ret)
+        sig = _raw_stats(ret[on_signal], mfe[on_signal], mae[on_signal])
+        reference = baselines.get((start, k)) if complete else None
+        if reference is None:
+            on_base = base & ~np.isnan(ret)
+            reference = {"bars": int(on_base.sum()), **_raw_stats(ret[on_base], mfe[on_base], mae[on_base])}
+            if complete:
+                baselines[(start, k)] = reference
+        mine, ref = _in_favour(sig, strategy.direction), _in_favour(reference, strategy.direction)
+        rng = cell_rng(seed, strategy.name, timeframe, exchange, k)
+        low, high = bootstrap_interval(sign * ret[on_signal], rng)
         out.append({
             "strategy": strategy.name,
             "timeframe": timeframe,
@@ -350,10 +351,10 @@ def _rows_for(
             "bars": n_bars,
             "firing_rate_per_100": 100.0 * n_signals / n_bars if n_bars else math.nan,
             "measured": int(on_signal.sum()),
-            **sig,
-            "baseline_bars": int(on_base.sum()),
+            **mine,
+            "baseline_bars": reference["bars"],
             **{f"baseline_{name}": value for name, value in ref.items()},
-            "edge": sig["mean_return"] - ref["mean_return"],
+            "edge": mine["mean_return"] - ref["mean_return"],
             "edge_low": low - ref["mean_return"],
             "edge_high": high - ref["mean_return"],
         })
@@ -412,7 +413,9 @@ def quality_table(
                      since_ms, errors, signals or {})
     table.finish()
     symbols = sum(len(group) for group in by_length.values())
-    rows = [row for s in selected for row in _rows_for(table, s, horizons, exchange, timeframe, symbols, seed)]
+    baselines: dict[tuple[int, int], dict[str, Any]] = {}
+    rows = [row for s in selected
+            for row in _rows_for(table, s, horizons, exchange, timeframe, symbols, seed, baselines)]
     result = pd.DataFrame(rows, columns=list(COLUMN_NAMES)) if rows else empty_table()
     result.attrs["skipped"] = skipped
     result.attrs["errors"] = errors
