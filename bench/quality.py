@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     wall, rss = result["wall_s"], result["peak_rss_mb"]
     print(f"  wall {wall:.1f} s, CPU {result['cpu_s']:.1f} s "
           f"({'within' if wall <= TARGET_SECONDS else 'OVER'} the {TARGET_SECONDS:.0f} s target)")
-    print(f"  peak RSS {rss:.0f} MB, of which {result['rss_data_mb']:.0f} MB before the call (frames, imports) "
+    print(f"  peak RSS {rss:.0f} MB, of which {result['rss_data_mb']:.0f} MB before the call "
+          "(frames, imports) "
           f"({'within' if rss <= TARGET_RSS_MB else 'OVER'} the {TARGET_RSS_MB / 1024:.0f} GB target)")
     return 0
 

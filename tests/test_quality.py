@@ -133,7 +133,8 @@ def test_signals_on_a_thin_or_unusable_symbol_are_reported_not_counted() -> None
 
 
 def test_table_has_the_documented_columns_one_row_per_strategy_and_horizon() -> None:
-    table = quality_table({"AAA": hand_frame()}, "demo", "1d", "test_bar,pin_down", (1, 3, 5), min_volume_usd=0)
+    table = quality_table({"AAA": hand_frame()}, "demo", "1d", "test_bar,pin_down", (1, 3, 5),
+                          min_volume_usd=0)
     assert tuple(table.columns) == COLUMN_NAMES
     assert list(zip(table["strategy"], table["horizon"])) == [
         (s, h) for s in ("test_bar", "pin_down") for h in (1, 3, 5)
@@ -193,7 +194,8 @@ def test_truncating_the_history_after_a_bar_never_changes_what_is_measured_befor
         assert row["measured"] == len(measured)
         if measured:
             sign = -1.0 if row["direction"] == "down" else 1.0
-            assert row["mean_return"] == pytest.approx(np.mean([sign * (close[t + 3] / close[t] - 1) for t in measured]))
+            expected = np.mean([sign * (close[t + 3] / close[t] - 1) for t in measured])
+            assert row["mean_return"] == pytest.approx(expected)
 
 
 def test_symbols_of_different_lengths_give_what_each_gives_alone() -> None:
@@ -201,7 +203,8 @@ def test_symbols_of_different_lengths_give_what_each_gives_alone() -> None:
     frames = {name: load_golden_frame(name).iloc[:-1] for name in names}
     strategies = "pin_down,confluence,volume_surge,breakout_bar"
     together = quality_table(frames, "demo", "1d", strategies, (1,), min_volume_usd=0)
-    alone = [quality_table({n: f}, "demo", "1d", strategies, (1,), min_volume_usd=0) for n, f in frames.items()]
+    alone = [quality_table({n: f}, "demo", "1d", strategies, (1,), min_volume_usd=0)
+             for n, f in frames.items()]
     for name in strategies.split(","):
         parts = [t[t["strategy"] == name].iloc[0] for t in alone]
         row = together[together["strategy"] == name].iloc[0]

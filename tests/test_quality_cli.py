@@ -139,7 +139,8 @@ async def test_the_library_call_rejects_bad_arguments_before_fetching(fake_binan
 
 
 def test_a_store_path_is_accepted_and_the_fetch_fallback_is_said(tmp_path, capsys) -> None:
-    assert main(["1d", "test_bar", "demo", "--horizons", "1", "--store", str(tmp_path / "candles.sqlite3")]) == 0
+    store = str(tmp_path / "candles.sqlite3")
+    assert main(["1d", "test_bar", "demo", "--horizons", "1", "--store", store]) == 0
     captured = capsys.readouterr()
     assert "no candle store yet" in captured.err and "test_bar" in captured.out
     assert main(["1d", "test_bar", "demo", "--store", "x", "--no-store"]) == 2  # one or the other

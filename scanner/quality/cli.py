@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--horizons", default=",".join(map(str, HORIZONS)),
                         help="bars after the signal, comma list (default 1,3,5,10)")
     parser.add_argument("--since", default=None, help="only signals from this UTC date on, e.g. 2024-01-01")
-    parser.add_argument("--min-volume-usd", default=None, help="replace the per-timeframe USD volume threshold")
+    parser.add_argument("--min-volume-usd", default=None,
+                        help="replace the per-timeframe USD volume threshold")
     parser.add_argument("--out", default=None, help="write quality.csv, quality.json and PNG charts here")
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--store", default=None, help="candle store file (default: the state directory's)")
@@ -99,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(format_table(table))
     lines = _problems("failed", table.attrs["failed"]) + _problems("skipped", table.attrs["skipped"])
-    lines += [f"  detector {e['strategy']} failed on {e['exchange']} {e['timeframe']} {e['symbol']}: {e['reason']}"
+    lines += [f"  detector {e['strategy']} failed on {e['exchange']} {e['timeframe']} {e['symbol']}: "
+              f"{e['reason']}"
               for e in table.attrs["errors"][:SHOWN_PROBLEMS]]
     if lines:
         print("\nLeft out:")

@@ -104,8 +104,8 @@ def _horizon(item: Any) -> int | None:
         return None
     if isinstance(item, str):
         value = int(item) if item.strip().isdigit() else None
-    elif isinstance(item, (int, float, np.integer, np.floating)) and math.isfinite(item) and item == int(item):
-        value = int(item)
+    elif isinstance(item, (int, float, np.integer, np.floating)):
+        value = int(item) if math.isfinite(item) and item == int(item) else None
     else:
         value = None
     return value if value is not None and 1 <= value <= MAX_HORIZON else None
@@ -251,7 +251,9 @@ def _given(by_symbol: Mapping[str, Any], symbol: str, rows: int) -> np.ndarray:
     """A precomputed signal column: one bool per row of the symbol's (cleaned) frame."""
     values = np.asarray(by_symbol.get(symbol, np.zeros(rows, dtype=bool)), dtype=bool)
     if values.shape != (rows,):
-        raise ValueError(f"signals for {symbol!r} must have one value per bar ({rows}), got shape {values.shape}")
+        raise ValueError(
+            f"signals for {symbol!r} must have one value per bar ({rows}), got shape {values.shape}"
+        )
     return values.astype(np.int8)
 
 
@@ -280,8 +282,12 @@ def _in_favour(raw: Mapping[str, float], direction: str) -> dict[str, float]:
     return dict(zip(_STAT_NAMES, (raw["mean"], raw["median"], raw["up"], raw["mfe"], raw["mae"])))
 
 
-def bootstrap_interval(values: np.ndarray, rng: np.random.Generator,
-                       resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
     """Percentile interval of the mean of ``values`` over ``resamples`` resamples with replacement.
 
     Above ``BOOTSTRAP_MAX_DRAW`` values each resample draws that many (m of n) and its deviation

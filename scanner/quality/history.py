@@ -20,7 +20,14 @@ from exchanges import get_client
 from exchanges.errors import ExchangeError
 from scanner.cache import source_of
 from scanner.main import FETCH_CONCURRENCY, progress_enabled, validate_min_volume
-from scanner.quality.core import COLUMN_NAMES, HORIZONS, empty_table, parse_since, quality_table, validate_horizons
+from scanner.quality.core import (
+    COLUMN_NAMES,
+    HORIZONS,
+    empty_table,
+    parse_since,
+    quality_table,
+    validate_horizons,
+)
 from scanner.registry import resolve_strategies
 from utils.candles import Candles
 from utils.sync import run_sync
@@ -128,7 +135,9 @@ async def signal_quality(
             where = {"exchange": exchange, "timeframe": timeframe}
             failed: dict[str, str] = {}
             try:
-                frames = await load_history(exchange, timeframe, wanted, store, failed=failed, progress=progress)
+                frames = await load_history(
+                    exchange, timeframe, wanted, store, failed=failed, progress=progress
+                )
             except (ExchangeError, OSError, ValueError) as exc:
                 report["failed"].append({**where, "symbol": None, "reason": str(exc) or repr(exc)})
                 continue

@@ -36,7 +36,9 @@ def sort_for_display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pct(value: float) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:+.2f}%"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:+.2f}%"
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -108,7 +110,8 @@ def returns_chart(table: pd.DataFrame, exchange: str, timeframe: str) -> Any:
         base = 100 * cells["baseline_mean_return"].to_numpy(dtype=float)
         ax.plot(h, 100 * cells["mean_return"].to_numpy(dtype=float), marker="o", label="after signal")
         ax.fill_between(h, base + 100 * cells["edge_low"].to_numpy(dtype=float),
-                        base + 100 * cells["edge_high"].to_numpy(dtype=float), alpha=0.25, label="95% interval")
+                        base + 100 * cells["edge_high"].to_numpy(dtype=float),
+                        alpha=0.25, label="95% interval")
         ax.plot(h, base, linestyle="--", color="grey", label="baseline")
         ax.axhline(0.0, color="black", linewidth=0.5)
         direction = cells["direction"].iloc[0]
