@@ -36,7 +36,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -72,6 +71,7 @@ SEVERAL_EXCHANGES = "several exchanges"
 SINK_TELEGRAM = "telegram"
 SINK_WEBHOOK = "webhook"
 SINK_KINDS: tuple[str, ...] = (SINK_TELEGRAM, SINK_WEBHOOK)
+WEBHOOK_TIMEOUT_S = 15.0
 ADMIN_FALLBACK_CHANNEL = "admin"  # ledger channel of admin messages when no bot is configured
 SUMMARY_TITLE = "Scan summary"
 CHART_GONE = "chart not rebuilt: the candles of this bar are no longer held"
@@ -120,6 +120,7 @@ class AlertSettings:
     novelty_bars: int = NOVELTY_BARS
     admin_channel: str | None = None
     sinks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
 
 
 def alert_settings() -> AlertSettings:
@@ -131,6 +132,9 @@ def alert_settings() -> AlertSettings:
     for name, value in (("undeliverable_after", after), ("novelty_bars", bars)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"[alerts] {name} must be a whole number of at least 1, got {value!r}")
+    timeout = table.get("webhook_timeout_s", WEBHOOK_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"[alerts] webhook_timeout_s must be a positive number of seconds, got {timeout!r}")
     admin = table.get("admin_channel")
     if admin is not None and admin not in CHANNELS:
         raise ValueError(f"unknown [alerts] admin_channel {admin!r}; channels: {', '.join(CHANNELS)}")
@@ -149,6 +153,7 @@ def alert_settings() -> AlertSettings:
         novelty_bars=bars,
         admin_channel=admin,
         sinks=sinks,
+        webhook_timeout_s=float(timeout),
     )
 
 
@@ -332,10 +337,11 @@ class TargetSender:
 
     def __init__(
         self, sink: Sink, target: Target, ledger: AlertLedger | None, report: DeliveryReport,
-        settings: AlertSettings, redraw: Callable[[AlertKey], bytes | None] | None = None,
+        settings: AlertSettings, redraw: Callable[[AlertKey], bytes | None] | None = None, run_id: str = RUN_ID,
     ) -> None:
         self.sink, self.target, self.chat = sink, target, target.chat
         self.ledger, self.report, self.settings, self.redraw = ledger, report, settings, redraw
+        self.run_id = run_id
 
     def has_work(self, pieces: Sequence[Piece]) -> bool:
         """Whether anything is to be sent to this target (checked before opening the sink)."""
@@ -450,7 +456,7 @@ class TargetSender:
         if self.ledger is not None and failure.outcome is Outcome.PERMANENT:
             known = self.ledger.target_undeliverable(self.sink.channel, self.chat)
             now = known or self.ledger.target_failed(
-                self.sink.channel, self.chat, failure.reason, RUN_ID, self.settings.undeliverable_after
+                self.sink.channel, self.chat, failure.reason, self.run_id, self.settings.undeliverable_after
             )
             if now:
                 self.ledger.mark_undeliverable(keys, failure.reason)
@@ -479,12 +485,13 @@ async def deliver_through(
     report: DeliveryReport,
     settings: AlertSettings,
     redraw: Callable[[AlertKey], bytes | None] | None = None,
+    run_id: str = RUN_ID,
 ) -> None:
     """Open the sink once (when any target has work) and serve every target concurrently."""
     unique: dict[str, Target] = {}  # one sender per chat, named after the first user mapped to it
     for target in targets:
         unique.setdefault(target.chat, target)
-    senders = [TargetSender(sink, t, ledger, report, settings, redraw) for t in unique.values()]
+    senders = [TargetSender(sink, t, ledger, report, settings, redraw, run_id) for t in unique.values()]
     if not any(s.has_work(pieces) for s in senders):
         report.duplicates_skipped += sum(
             len({k for p in pieces if p.kind == KIND_ALERT for k in p.keys(s.chat)}) for s in senders
@@ -528,7 +535,7 @@ class Sinks:
             return TelegramSink(channel, self.telegram.tokens[channel], self.telegram.base_url)
         from scanner.sinks.webhook import WebhookSink
 
-        return WebhookSink(channel, self.webhooks)
+        return WebhookSink(channel, self.webhooks, self.settings.webhook_timeout_s)
 
 
 async def deliver_pieces(
@@ -539,6 +546,7 @@ async def deliver_pieces(
     *,
     channels: Iterable[str] = (),
     redraw: Callable[[AlertKey], bytes | None] | None = None,
+    run_id: str = RUN_ID,
 ) -> DeliveryReport:
     """Deliver ``pieces`` (and pending items of ``channels``) to ``targets``; never raises for a delivery."""
     install_redaction()
@@ -557,7 +565,9 @@ async def deliver_pieces(
             chosen = [t for t in targets if t.sink == kind]
             sink = sinks.build(channel, kind) if chosen else None
             if sink is not None:
-                jobs.append(deliver_through(sink, chosen, channel_pieces, ledger, report, sinks.settings, redraw))
+                jobs.append(
+                    deliver_through(sink, chosen, channel_pieces, ledger, report, sinks.settings, redraw, run_id)
+                )
     await asyncio.gather(*jobs)
     return report
 
@@ -597,13 +607,16 @@ async def deliver(
     telegram: TelegramConfig | None = None,
     webhooks: Mapping[str, str] | None = None,
     settings: AlertSettings | None = None,
+    run_id: str = RUN_ID,
 ) -> DeliveryReport:
     """Send a scan's hits (and pending items of earlier runs) to ``users`` through their sinks.
 
     ``charts`` draws a chart per alert from ``candles`` (a mapping or callable giving the OHLCV
     frame of (exchange, timeframe, symbol)); ``summary_user`` gets a run summary, even when nothing
     fired; ``group_assets`` makes one block of an asset hit on several exchanges. Each defaults to
-    the config file (:func:`alert_settings`). Misconfiguration raises ``ValueError`` before sending.
+    the config file (:func:`alert_settings`). ``run_id`` names the run (a long-lived process
+    passes one per run): a target refusing delivery counts once per run. Misconfiguration raises
+    ``ValueError`` before sending.
     """
     sinks = Sinks.configured(telegram, webhooks, settings)
     cfg = sinks.settings
@@ -635,12 +648,14 @@ async def deliver(
             result.hits, channel, group_assets=group_assets, images=images,
             novelty_of=lambda h: novelty(opened, h, cfg.novelty_bars),
         )
-        report = await deliver_pieces(pieces, targets, sinks, opened, channels=CHANNELS, redraw=redraw)
+        report = await deliver_pieces(
+            pieces, targets, sinks, opened, channels=CHANNELS, redraw=redraw, run_id=run_id
+        )
         if summary_user:
             lines = summary_lines(result, report, opened, {t.chat: t.user for t in [*targets, *admin_targets]})
             piece = notice_piece(admin_channel(sinks.telegram, cfg), KIND_SUMMARY, f"run-{uuid.uuid4().hex}",
                                  SUMMARY_TITLE, lines)
-            summary = await deliver_pieces([piece], admin_targets, sinks, opened)
+            summary = await deliver_pieces([piece], admin_targets, sinks, opened, run_id=run_id)
             report.messages += summary.messages
             report.failures.extend(summary.failures)
     return report
@@ -729,6 +744,3 @@ async def render_charts(hits: Sequence[Hit], candles: Candles | None) -> dict[tu
     images = await asyncio.to_thread(render_many, [(frame, hit) for _, frame, hit in jobs])
     return {key: image for (key, _, _), image in zip(jobs, images) if image is not None}
 
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
