@@ -720,7 +720,7 @@ def summary_lines(
     announced = ledger.unannounced_targets()
     for channel, chat, error in announced:
         who = users_by_chat.get(chat, "a chat")
-        lines.append(f"Undeliverable from now on: {channel} -> {who} ({error})")
+        lines.append(f"Undeliverable from now on: {who} on {channel} ({error})")
     ledger.mark_announced([(channel, chat) for channel, chat, _ in announced])
     return lines
 
