@@ -95,9 +95,11 @@ class DeliveryReport(AlertReport):
     newly_undeliverable: list[str] = field(default_factory=list)
 
     def merge(self, other: AlertReport) -> None:
+        before = self.undeliverable
         super().merge(other)
         if isinstance(other, DeliveryReport):
-            self.undeliverable += other.undeliverable
+            if self.undeliverable == before:  # AlertReport.merge does not count it (yet)
+                self.undeliverable += other.undeliverable
             self.charts += other.charts
             self.newly_undeliverable.extend(other.newly_undeliverable)
 
@@ -202,11 +204,19 @@ def resolve_targets(
     return targets
 
 
-def admin_channel(telegram: TelegramConfig, settings: AlertSettings) -> str:
-    """The channel whose bot sends summaries and notices: configured, else the first with a token."""
-    if settings.admin_channel:
-        return settings.admin_channel
-    return next((c for c in CHANNELS if c in telegram.tokens), ADMIN_FALLBACK_CHANNEL)
+def admin_channel(telegram: TelegramConfig, settings: AlertSettings, targets: Sequence[Target] = ()) -> str:
+    """The channel whose bot sends summaries and notices: configured, else the first with a token.
+
+    ``ValueError`` when one of ``targets`` is a Telegram chat and that channel has no bot token.
+    """
+    channel = settings.admin_channel or next((c for c in CHANNELS if c in telegram.tokens), ADMIN_FALLBACK_CHANNEL)
+    if any(t.sink == SINK_TELEGRAM for t in targets) and channel not in telegram.tokens:
+        name = channel if channel in CHANNELS else CHANNELS[0]
+        raise ValueError(
+            f"no bot token for Telegram channel {name!r} to send admin messages: "
+            f"set SCANNER_TELEGRAM_TOKEN_{name.upper()} (or [alerts] admin_channel)"
+        )
+    return channel
 
 
 # --- what is sent ---------------------------------------------------------------------------------
@@ -629,6 +639,7 @@ async def deliver(
                            webhooks=sinks.webhooks, settings=cfg)
     targets = resolve_targets(users, sinks.telegram, sinks.webhooks, cfg.sinks)
     admin_targets = resolve_targets([summary_user], sinks.telegram, sinks.webhooks, cfg.sinks) if summary_user else []
+    admin_channel(sinks.telegram, cfg, admin_targets)
     images: dict[tuple[str, ...], bytes] = {}
     if charts:
         images = await render_charts(result.hits, candles)
@@ -652,13 +663,50 @@ async def deliver(
             pieces, targets, sinks, opened, channels=CHANNELS, redraw=redraw, run_id=run_id
         )
         if summary_user:
-            lines = summary_lines(result, report, opened, {t.chat: t.user for t in [*targets, *admin_targets]})
-            piece = notice_piece(admin_channel(sinks.telegram, cfg), KIND_SUMMARY, f"run-{uuid.uuid4().hex}",
-                                 SUMMARY_TITLE, lines)
-            summary = await deliver_pieces([piece], admin_targets, sinks, opened, run_id=run_id)
-            report.messages += summary.messages
-            report.failures.extend(summary.failures)
+            await _send_summary(result, report, admin_targets, targets, sinks, opened, run_id)
     return report
+
+
+async def send_summary(
+    result: ScanResult,
+    report: AlertReport,
+    user: str,
+    *,
+    users: Sequence[str] = (),
+    ledger: AlertLedger | None = None,
+    telegram: TelegramConfig | None = None,
+    webhooks: Mapping[str, str] | None = None,
+    settings: AlertSettings | None = None,
+    run_id: str = RUN_ID,
+) -> DeliveryReport:
+    """Send the run summary of ``result`` (and its alerts' ``report``) to ``user``, once per call.
+
+    For a caller that delivers alerts per exchange as scans finish and sums the reports: call this
+    once at the end of the run. ``users`` (the alert recipients) let the summary name a chat that
+    became undeliverable by its user name, never its chat id.
+    """
+    sinks = Sinks.configured(telegram, webhooks, settings)
+    admin_targets = resolve_targets([user], sinks.telegram, sinks.webhooks, sinks.settings.sinks)
+    admin_channel(sinks.telegram, sinks.settings, admin_targets)
+    targets = resolve_targets(users, sinks.telegram, sinks.webhooks, sinks.settings.sinks) if users else []
+    totals = DeliveryReport()
+    totals.merge(report)
+    with _ledger(ledger) as opened:
+        await _send_summary(result, totals, admin_targets, targets, sinks, opened, run_id)
+    return totals
+
+
+async def _send_summary(
+    result: ScanResult, report: DeliveryReport, admin_targets: Sequence[Target], targets: Sequence[Target],
+    sinks: Sinks, ledger: AlertLedger, run_id: str,
+) -> None:
+    """Build the summary, deliver it exactly once (its own ledger key), and add its outcome to ``report``."""
+    lines = summary_lines(result, report, ledger, {t.chat: t.user for t in [*targets, *admin_targets]})
+    channel = admin_channel(sinks.telegram, sinks.settings, admin_targets)
+    piece = notice_piece(channel, KIND_SUMMARY, f"run-{uuid.uuid4().hex}", SUMMARY_TITLE, lines)
+    summary = await deliver_pieces([piece], admin_targets, sinks, ledger, run_id=run_id)
+    report.messages += summary.messages
+    report.failures.extend(summary.failures)
 
 
 async def send_notice(
@@ -679,9 +727,7 @@ async def send_notice(
     """
     sinks = Sinks.configured(telegram, webhooks, settings)
     targets = resolve_targets([user], sinks.telegram, sinks.webhooks, sinks.settings.sinks)
-    channel = admin_channel(sinks.telegram, sinks.settings)
-    if any(t.sink == SINK_TELEGRAM for t in targets) and channel not in sinks.telegram.tokens:
-        raise ValueError(f"no bot token for Telegram channel {channel!r}: set SCANNER_TELEGRAM_TOKEN_{channel.upper()}")
+    channel = admin_channel(sinks.telegram, sinks.settings, targets)
     piece = notice_piece(channel, KIND_NOTICE, key, title, text.splitlines() or [""])
     with _ledger(ledger) as opened:
         report = await deliver_pieces([piece], targets, sinks, opened, channels=[channel])

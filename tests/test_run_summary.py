@@ -86,3 +86,29 @@ def test_the_alert_line_names_every_state():
     merged = DeliveryReport()
     merged.merge(report)
     assert merged.line() == report.line()
+
+
+async def test_a_caller_delivering_per_exchange_sends_one_summary_at_the_end(ledger):
+    from scanner.alerts import send_summary
+
+    async with FakeBotApi(valid_tokens=[TOKEN]) as api:
+        cfg = TelegramConfig(base_url=api.base_url(), tokens={"start_trend": TOKEN}, users=dict(USERS))
+        reports = [
+            await deliver(ScanResult(hits=[make_hit(symbol=s)]), ["alice"], ledger=ledger, telegram=cfg,
+                          webhooks={}, settings=AlertSettings(), charts=False)
+            for s in ("AAAUSDT", "BBBUSDT")
+        ]
+        totals = DeliveryReport()
+        for report in reports:
+            totals.merge(report)
+        await send_summary(scan(), totals, "admin", users=["alice"], ledger=ledger, telegram=cfg, webhooks={},
+                           settings=AlertSettings())
+    [text] = summary_text(api)
+    assert "Alerts: 2 sent, 0 already sent, 0 pending, 0 undeliverable" in text
+
+
+async def test_a_summary_user_on_telegram_needs_a_bot_for_admin_messages(ledger):
+    cfg = TelegramConfig(tokens={}, users=dict(USERS))
+    with pytest.raises(ValueError, match="SCANNER_TELEGRAM_TOKEN_VOLUME_SURGE"):
+        await deliver(ScanResult(), [], ledger=ledger, telegram=cfg, webhooks={"ops": "http://127.0.0.1:1/x"},
+                      settings=AlertSettings(), summary_user="admin")
