@@ -67,6 +67,7 @@ BACKOFF_MAX_S = 4.0
 MAX_FLOOD_WAIT_S = 60.0
 UNDELIVERABLE_AFTER_RUNS = 3
 NOVELTY_BARS = 20
+FOUR_HOURS = pd.Timedelta(hours=4)  # the one timeframe not built from days
 SEVERAL_EXCHANGES = "several exchanges"
 SINK_TELEGRAM = "telegram"
 SINK_WEBHOOK = "webhook"
@@ -267,8 +268,8 @@ def novelty(ledger: AlertLedger, hit: Hit, bars: int) -> str:
     if last is None:
         return "new"
     tf = get_timeframe(hit.timeframe)
-    length = pd.Timedelta(days=tf.period_days) if tf.period_days else pd.Timedelta(hours=4)
-    ago = int(round((pd.Timestamp(key.bar_time) - pd.Timestamp(last)) / length))
+    length = pd.Timedelta(days=tf.period_days) if tf.period_days else FOUR_HOURS
+    ago = round((pd.Timestamp(key.bar_time) - pd.Timestamp(last)) / length)
     if ago > bars:
         return "new"
     return f"again, {ago} bar{'s' if ago != 1 else ''} ago"
@@ -322,7 +323,7 @@ async def attempt(call: Callable[[], Awaitable[Any]], sink: Sink) -> Failure | N
         try:
             await call()
             return None
-        except Exception as exc:  # classified by the sink, never raised to the caller
+        except Exception as exc:  # noqa: BLE001 - classified by the sink, never raised to the caller
             failure = sink.classify(exc)
         if number == SEND_ATTEMPTS:
             return failure
@@ -760,8 +761,10 @@ def summary_lines(
         f"Markets: {listed} listed, {fetched} fetched in {len(scans)} exchange x timeframe scans",
         "Hits: " + (", ".join(f"{name} {count}" for name, count in sorted(hits.items())) or "none"),
         "Failures: " + ("; ".join(f"{ex}: {', '.join(items)}" for ex, items in sorted(failures.items())) or "none"),
-        f"Alerts: {report.sent} sent, {report.duplicates_skipped} already sent, "
-        f"{ledger.count(STATUS_PENDING, KIND_ALERT)} pending, {report.undeliverable} undeliverable",
+        (
+            f"Alerts: {report.sent} sent, {report.duplicates_skipped} already sent, "
+            f"{ledger.count(STATUS_PENDING, KIND_ALERT)} pending, {report.undeliverable} undeliverable"
+        ),
     ]
     announced = ledger.unannounced_targets()
     for channel, chat, error in announced:
