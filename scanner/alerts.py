@@ -18,7 +18,7 @@ chat that blocked the bot, a deleted webhook) is counted once per run; after
 run summary says so once, and later runs no longer count it as a failure: new items are still tried
 once per run, so a chat that unblocks the bot receives again, and a success clears the mark.
 
-Configuration (local TOML file; env wins where named):
+Configuration (read by :mod:`scanner.sinks.config`; local TOML file, env wins where named):
 
 - ``[webhooks] <name> = "<url>"`` or ``SCANNER_WEBHOOK_URL_<NAME>``: a webhook target named like a user;
 - ``[sinks] <user> = ["telegram", "webhook"]``: which sinks a user gets (default: every sink that
@@ -53,11 +53,28 @@ from scanner.ledger import (
 from scanner.registry import get_strategy
 from scanner.results import AlertFailure, AlertReport, Hit, ScanResult
 from scanner.sinks.base import Failure, Item, Message, Outcome, Sink
-from utils.config import CHANNELS, TelegramConfig, file_config, telegram_config
+from scanner.sinks.config import (
+    SINK_KINDS,
+    SINK_TELEGRAM,
+    SINK_WEBHOOK,
+    AlertSettings,
+    Sinks,
+    Target,
+    admin_channel,
+    alert_settings,
+    resolve_targets,
+)
+from utils.config import CHANNELS, TelegramConfig
 from utils.logging import install_redaction, register_secret
 from utils.timeframes import get_timeframe
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "SINK_KINDS", "SINK_TELEGRAM", "SINK_WEBHOOK", "AlertSettings", "DeliveryReport", "Sinks", "Target",
+    "admin_channel", "alert_settings", "deliver", "deliver_pieces", "render_charts", "resolve_targets",
+    "send_notice", "send_summary",
+]
 
 # Retries of one send (or of opening a sink): flood-control waits and transient errors share it.
 SEND_ATTEMPTS = 4
@@ -65,15 +82,8 @@ BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 4.0
 # A wait asked for longer than this is not waited out: the items stay pending for the next run.
 MAX_FLOOD_WAIT_S = 60.0
-UNDELIVERABLE_AFTER_RUNS = 3
-NOVELTY_BARS = 20
 FOUR_HOURS = pd.Timedelta(hours=4)  # the one timeframe not built from days
 SEVERAL_EXCHANGES = "several exchanges"
-SINK_TELEGRAM = "telegram"
-SINK_WEBHOOK = "webhook"
-SINK_KINDS: tuple[str, ...] = (SINK_TELEGRAM, SINK_WEBHOOK)
-WEBHOOK_TIMEOUT_S = 15.0
-ADMIN_FALLBACK_CHANNEL = "admin"  # ledger channel of admin messages when no bot is configured
 SUMMARY_TITLE = "Scan summary"
 CHART_GONE = "chart not rebuilt: the candles of this bar are no longer held"
 # One id per process: a target refusing several times within one run counts as one failed run.
@@ -111,113 +121,6 @@ class DeliveryReport(AlertReport):
             f"{self.pending} pending, {self.undeliverable} undeliverable, {len(self.failures)} failures"
         )
 
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """The ``[alerts]`` table (and ``[telegram] charts``, ``[sinks]``) of the config file."""
-
-    charts: bool = False
-    summary_user: str | None = None
-    group_assets: bool = True
-    undeliverable_after: int = UNDELIVERABLE_AFTER_RUNS
-    novelty_bars: int = NOVELTY_BARS
-    admin_channel: str | None = None
-    sinks: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
-
-
-def alert_settings() -> AlertSettings:
-    """Settings from the local config file; ``ValueError`` naming the key for a bad value."""
-    data = file_config()
-    table = data.get("alerts", {})
-    after = table.get("undeliverable_after", UNDELIVERABLE_AFTER_RUNS)
-    bars = table.get("novelty_bars", NOVELTY_BARS)
-    for name, value in (("undeliverable_after", after), ("novelty_bars", bars)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"[alerts] {name} must be a whole number of at least 1, got {value!r}")
-    timeout = table.get("webhook_timeout_s", WEBHOOK_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"[alerts] webhook_timeout_s must be a positive number of seconds, got {timeout!r}")
-    admin = table.get("admin_channel")
-    if admin is not None and admin not in CHANNELS:
-        raise ValueError(f"unknown [alerts] admin_channel {admin!r}; channels: {', '.join(CHANNELS)}")
-    sinks: dict[str, tuple[str, ...]] = {}
-    for user, kinds in data.get("sinks", {}).items():
-        kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-        unknown = [k for k in kinds if k not in SINK_KINDS]
-        if unknown:
-            raise ValueError(f"unknown sink {unknown[0]!r} for user {user!r}; sinks: {', '.join(SINK_KINDS)}")
-        sinks[user] = kinds
-    return AlertSettings(
-        charts=bool(data.get("telegram", {}).get("charts", False)),
-        summary_user=table.get("summary_user") or None,
-        group_assets=bool(table.get("group_assets", True)),
-        undeliverable_after=after,
-        novelty_bars=bars,
-        admin_channel=admin,
-        sinks=sinks,
-        webhook_timeout_s=float(timeout),
-    )
-
-
-# --- who gets what --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """One place a user is reached: a Telegram chat or a webhook (chat ``webhook:<name>``)."""
-
-    user: str
-    sink: str
-    chat: str
-
-
-def resolve_targets(
-    users: Iterable[str],
-    telegram: TelegramConfig,
-    webhooks: Mapping[str, str],
-    choices: Mapping[str, Sequence[str]] | None = None,
-) -> list[Target]:
-    """Every target of ``users``; ``ValueError`` naming the unknown ones and the configured names."""
-    from scanner.sinks.webhook import webhook_chat
-
-    targets: list[Target] = []
-    unknown: list[str] = []
-    for user in dict.fromkeys(users):
-        allowed = tuple((choices or {}).get(user, SINK_KINDS))
-        found = []
-        if SINK_TELEGRAM in allowed and user in telegram.users:
-            found.append(Target(user, SINK_TELEGRAM, str(telegram.users[user])))
-        if SINK_WEBHOOK in allowed and user in webhooks:
-            found.append(Target(user, SINK_WEBHOOK, webhook_chat(user)))
-        if not found:
-            unknown.append(user)
-        targets.extend(found)
-    if unknown:
-        configured = ", ".join(sorted({*telegram.users, *webhooks})) or "none"
-        raise ValueError(
-            "; ".join(
-                f"unknown Telegram user {u!r}; configured users: {configured} "
-                f"(set SCANNER_TELEGRAM_CHAT_{u.upper()} or SCANNER_WEBHOOK_URL_{u.upper()} to add it)"
-                for u in unknown
-            )
-        )
-    return targets
-
-
-def admin_channel(telegram: TelegramConfig, settings: AlertSettings, targets: Sequence[Target] = ()) -> str:
-    """The channel whose bot sends summaries and notices: configured, else the first with a token.
-
-    ``ValueError`` when one of ``targets`` is a Telegram chat and that channel has no bot token.
-    """
-    channel = settings.admin_channel or next((c for c in CHANNELS if c in telegram.tokens), ADMIN_FALLBACK_CHANNEL)
-    if any(t.sink == SINK_TELEGRAM for t in targets) and channel not in telegram.tokens:
-        name = channel if channel in CHANNELS else CHANNELS[0]
-        raise ValueError(
-            f"no bot token for Telegram channel {name!r} to send admin messages: "
-            f"set SCANNER_TELEGRAM_TOKEN_{name.upper()} (or [alerts] admin_channel)"
-        )
-    return channel
 
 
 # --- what is sent ---------------------------------------------------------------------------------
@@ -515,38 +418,6 @@ async def deliver_through(
         await sink.close()
 
 
-@dataclass
-class Sinks:
-    """The configured transports: Telegram settings, webhook URLs, and which user gets which."""
-
-    telegram: TelegramConfig
-    webhooks: dict[str, str]
-    settings: AlertSettings
-
-    @classmethod
-    def configured(
-        cls, telegram: TelegramConfig | None = None, webhooks: Mapping[str, str] | None = None,
-        settings: AlertSettings | None = None,
-    ) -> Sinks:
-        from scanner.sinks.webhook import webhook_urls
-
-        return cls(
-            telegram if telegram is not None else telegram_config(),
-            dict(webhooks) if webhooks is not None else webhook_urls(),
-            settings if settings is not None else alert_settings(),
-        )
-
-    def build(self, channel: str, kind: str) -> Sink | None:
-        """The sink of ``kind`` for ``channel``, or None when it is not configured (no token)."""
-        if kind == SINK_TELEGRAM:
-            if channel not in self.telegram.tokens:
-                return None
-            from scanner.sinks.telegram import TelegramSink
-
-            return TelegramSink(channel, self.telegram.tokens[channel], self.telegram.base_url)
-        from scanner.sinks.webhook import WebhookSink
-
-        return WebhookSink(channel, self.webhooks, self.settings.webhook_timeout_s)
 
 
 async def deliver_pieces(
