@@ -1,18 +1,29 @@
-"""The alert ledger: which alert went to which chat, so a re-run sends nothing twice.
+"""The alert ledger: which item went to which target, so a re-run sends nothing twice.
 
-One SQLite row per alert key (channel, chat, exchange, symbol, timeframe, strategy, bar time,
-closed/current) with status ``sent`` or ``pending``, the alert's text block, the number of delivery
-attempts, the last error (redacted) and timestamps. A current-bar alert and the closed-bar alert of
-the same bar are different keys: the closed bar confirms what the forming bar suggested.
+One SQLite row per key (channel, chat, exchange, symbol, timeframe, strategy, bar time,
+closed/current, kind) with status ``pending``, ``sent`` or ``undeliverable``, the item's text, the
+number of delivery attempts, the last error (redacted), timestamps, and a group id tying the keys of
+one block together (one asset on several exchanges). ``kind`` tells an alert block from its chart,
+a run summary or an admin notice; those two use ``symbol`` for their own key. A current-bar alert
+and the closed-bar alert of the same bar are different keys: the closed bar confirms what the
+forming bar suggested. A chat is a Telegram chat id or ``webhook:<name>``.
+
+The ``targets`` table counts, per (channel, chat), the runs in which the target refused delivery
+for good (a blocked bot, a deleted webhook); at a configured number of runs the target and its
+pending items become undeliverable, until a delivery to it works again.
 
 Concurrency: every method is one short synchronous transaction, so calls from one event loop never
-interleave inside a transaction. :meth:`AlertLedger.claim` is what the notifier holds while it plans
-and sends one channel's alerts to one chat: first one ``asyncio.Lock`` per (database file, channel,
+interleave inside a transaction. :meth:`AlertLedger.claim` is what the planner holds while it plans
+and sends one channel's items to one chat: first one ``asyncio.Lock`` per (database file, channel,
 chat) and event loop, shared by every ``AlertLedger`` on that file in the process (the parallel
 scanner delivers each exchange's hits with its own), then a lease row in the database, so another
 process on the same file (two cron jobs firing at the same minute) waits instead of re-sending the
-same pending alerts. A lease of a process that died lapses after ``LEASE_S``. WAL mode and a busy
+same pending items. A lease of a process that died lapses after ``LEASE_S``. WAL mode and a busy
 timeout let another process read meanwhile.
+
+Schema: ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`. A file of the first layout (version 0:
+no kind, no undeliverable state, no targets) is migrated in place in one transaction on first open;
+a file of a newer version is refused with a clear error.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ class AlertSettings:
     admin_channel: str | None = None
     sinks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     webhook_timeout_s: float = WEBHOOK_TIMEOUT_S
+    telegram_timeout_s: float | None = None  # None: python-telegram-bot's own timeouts
 
 
 def alert_settings() -> AlertSettings:
@@ -46,9 +47,10 @@ def alert_settings() -> AlertSettings:
     for name, value in (("undeliverable_after", after), ("novelty_bars", bars)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"[alerts] {name} must be a whole number of at least 1, got {value!r}")
-    timeout = table.get("webhook_timeout_s", WEBHOOK_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"[alerts] webhook_timeout_s must be a positive number of seconds, got {timeout!r}")
+    timeouts = {name: table.get(name) for name in ("webhook_timeout_s", "telegram_timeout_s")}
+    for name, value in timeouts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ValueError(f"[alerts] {name} must be a positive number of seconds, got {value!r}")
     admin = table.get("admin_channel")
     if admin is not None and admin not in CHANNELS:
         raise ValueError(f"unknown [alerts] admin_channel {admin!r}; channels: {', '.join(CHANNELS)}")
@@ -67,7 +69,8 @@ def alert_settings() -> AlertSettings:
         novelty_bars=bars,
         admin_channel=admin,
         sinks=sinks,
-        webhook_timeout_s=float(timeout),
+        webhook_timeout_s=float(timeouts["webhook_timeout_s"] or WEBHOOK_TIMEOUT_S),
+        telegram_timeout_s=timeouts["telegram_timeout_s"],
     )
 
 
@@ -158,7 +161,9 @@ class Sinks:
                 return None
             from scanner.sinks.telegram import TelegramSink
 
-            return TelegramSink(channel, self.telegram.tokens[channel], self.telegram.base_url)
+            return TelegramSink(
+                channel, self.telegram.tokens[channel], self.telegram.base_url, self.settings.telegram_timeout_s
+            )
         from scanner.sinks.webhook import WebhookSink
 
         return WebhookSink(channel, self.webhooks, self.settings.webhook_timeout_s)

@@ -17,6 +17,7 @@ import telegram
 from telegram import InputMediaPhoto, LinkPreviewOptions
 from telegram.constants import MediaGroupLimit, MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.request import HTTPXRequest
 
 from scanner.ledger import KIND_ALERT, KIND_CHART
 from scanner.sinks.base import Failure, Item, Message, Outcome, Sink
@@ -84,9 +85,17 @@ class TelegramSink(Sink):
 
     kind = "telegram"
 
-    def __init__(self, channel: str, token: str, base_url: str) -> None:
+    def __init__(self, channel: str, token: str, base_url: str, timeout_s: float | None = None) -> None:
+        """``timeout_s`` bounds connecting, sending and reading an answer; None keeps PTB's defaults."""
         self.channel = channel
-        self.bot = telegram.Bot(token, base_url=base_url)
+        if timeout_s is None:
+            self.bot = telegram.Bot(token, base_url=base_url)
+        else:
+            request = HTTPXRequest(
+                connect_timeout=timeout_s, read_timeout=timeout_s, write_timeout=timeout_s,
+                media_write_timeout=timeout_s,
+            )
+            self.bot = telegram.Bot(token, base_url=base_url, request=request)
 
     async def open(self) -> None:
         await self.bot.initialize()  # getMe: a rejected token fails here, once per channel

@@ -5,7 +5,7 @@ It answers in the real API's JSON shapes (``ok``/``result`` or ``ok``/``error_co
 /``parameters``), accepts form or JSON bodies and query strings as PTB sends them, records every
 message, rejects unknown tokens with 401 like the real API, checks the 4,096-character limit (1,024
 for a caption, 2 to 10 photos in a media group) and the HTML escaping rules, and injects faults per
-chat for the first N send calls.
+chat for the first N send calls (a "hang_after_delivery" fault records the message, then answers late).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MEDIA_GROUP_SIZES = range(2, 11)
 SEND_METHODS = ("sendMessage", "sendPhoto", "sendMediaGroup")
-FAULT_KINDS = ("retry_after", "forbidden", "chat_not_found", "server_error", "drop")
+FAULT_KINDS = ("retry_after", "forbidden", "chat_not_found", "server_error", "drop", "hang_after_delivery")
 _ALLOWED_TAG = re.compile(
     r"</?(b|strong|i|em|u|ins|s|strike|del|code|pre|tg-spoiler)>|<a href=\"[^\"<>]*\">|</a>"
 )
@@ -74,6 +74,7 @@ class FakeBotApi:
     calls: list[_Call] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     send_delay: float = 0.0  # seconds before a sendMessage is answered (overlapping senders)
+    hang_s: float = 2.0  # how long a "hang_after_delivery" fault keeps the answer back
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -146,13 +147,15 @@ class FakeBotApi:
         if self.send_delay:
             await asyncio.sleep(self.send_delay)
         fault = self._take_fault(chat_id)
-        if fault is not None:
+        if fault is not None and fault.kind != "hang_after_delivery":
             return await _serve_fault(request, fault)
         try:
             sent = _accepted(token, chat_id, method, params, files)
         except ValueError as exc:
             return _error(400, f"Bad Request: {exc}")
         self.messages.append(sent)
+        if fault is not None:  # delivered, but the answer comes after the client gave up
+            await asyncio.sleep(self.hang_s)
         answers = [self._message(token, chat_id, sent.text) for _ in sent.photos or [None]]
         return _ok(answers if method == "sendMediaGroup" else answers[0])
 
