@@ -202,8 +202,10 @@ def alert_pieces(
         image = (images or {}).get(market_id(first))
         if image is not None:
             pieces.append(
-                Piece(KIND_CHART, name, (market_id(first),), lambda sink, h=first: sink.notice_text(chart_caption(h), []),
-                      image=image)
+                Piece(
+                    KIND_CHART, name, (market_id(first),),
+                    lambda sink, h=first: sink.notice_text(chart_caption(h), []), image=image,
+                )
             )
     return pieces
 
@@ -214,7 +216,8 @@ def chart_caption(hit: Hit) -> str:
 
 def notice_piece(channel: str, kind: str, key: str, title: str, lines: Sequence[str]) -> Piece:
     """A summary or notice: its own ``key`` makes it exactly-once per target."""
-    return Piece(kind, channel, (("", key, "", "", "", "closed"),), lambda sink: sink.notice_text(title, lines))
+    ids = (("", key, "", "", "", "closed"),)
+    return Piece(kind, channel, ids, lambda sink: sink.notice_text(title, lines))
 
 
 # --- sending ----------------------------------------------------------------------------------------
@@ -251,7 +254,8 @@ class TargetSender:
 
     def __init__(
         self, sink: Sink, target: Target, ledger: AlertLedger | None, report: DeliveryReport,
-        settings: AlertSettings, redraw: Callable[[AlertKey], bytes | None] | None = None, run_id: str = RUN_ID,
+        settings: AlertSettings, redraw: Callable[[AlertKey], bytes | None] | None = None,
+        run_id: str = RUN_ID,
     ) -> None:
         self.sink, self.target, self.chat = sink, target, target.chat
         self.ledger, self.report, self.settings, self.redraw = ledger, report, settings, redraw
@@ -375,7 +379,9 @@ class TargetSender:
             if now:
                 self.ledger.mark_undeliverable(keys, failure.reason)
                 self.report.undeliverable += alerts
-                log.warning("%s %s: %d alert(s) undeliverable: %s", self.sink.kind, where, alerts, failure.reason)
+                log.warning(
+                    "%s %s: %d alert(s) undeliverable: %s", self.sink.kind, where, alerts, failure.reason
+                )
                 if not known:
                     self.report.newly_undeliverable.append(where)
                     self.report.failures.append(
@@ -448,7 +454,9 @@ async def deliver_pieces(
             sink = sinks.build(channel, kind) if chosen else None
             if sink is not None:
                 jobs.append(
-                    deliver_through(sink, chosen, channel_pieces, ledger, report, sinks.settings, redraw, run_id)
+                    deliver_through(
+                        sink, chosen, channel_pieces, ledger, report, sinks.settings, redraw, run_id
+                    )
                 )
     await asyncio.gather(*jobs)
     return report
@@ -510,7 +518,9 @@ async def deliver(
     validate_alert_targets(sorted({h.strategy for h in result.hits}), users, sinks.telegram, channel,
                            webhooks=sinks.webhooks, settings=cfg)
     targets = resolve_targets(users, sinks.telegram, sinks.webhooks, cfg.sinks)
-    admin_targets = resolve_targets([summary_user], sinks.telegram, sinks.webhooks, cfg.sinks) if summary_user else []
+    admin_targets = (
+        resolve_targets([summary_user], sinks.telegram, sinks.webhooks, cfg.sinks) if summary_user else []
+    )
     admin_channel(sinks.telegram, cfg, admin_targets)
     images: dict[tuple[str, ...], bytes] = {}
     if charts:
@@ -631,7 +641,8 @@ def summary_lines(
     lines = [
         f"Markets: {listed} listed, {fetched} fetched in {len(scans)} exchange x timeframe scans",
         "Hits: " + (", ".join(f"{name} {count}" for name, count in sorted(hits.items())) or "none"),
-        "Failures: " + ("; ".join(f"{ex}: {', '.join(items)}" for ex, items in sorted(failures.items())) or "none"),
+        "Failures: "
+        + ("; ".join(f"{ex}: {', '.join(items)}" for ex, items in sorted(failures.items())) or "none"),
         (
             f"Alerts: {report.sent} sent, {report.duplicates_skipped} already sent, "
             f"{ledger.count(STATUS_PENDING, KIND_ALERT)} pending, {report.undeliverable} undeliverable"

@@ -34,6 +34,8 @@ STYLE_RC = {"figure.titleweight": "bold", "axes.labelweight": "bold", "axes.titl
 TITLE_Y = 0.96  # inside the figure: mplfinance's default places a long title above the top edge
 TITLE_FONT_SIZE = 11
 MARKER_OFFSET = 1.02  # the marker sits 2% above the signal bar's high
+MARKER_SIZE = 120
+MARKER_COLOR = "tab:blue"
 CHART_WORKERS = 2
 # Below this many charts a worker pool costs more (start-up, imports) than it saves.
 POOL_MIN_CHARTS = 8
@@ -43,7 +45,8 @@ def _title(hit: Hit) -> str:
     from scanner.registry import get_strategy
 
     state = "forming" if hit.current_bar else "closed"
-    return f"{hit.symbol} | {hit.exchange} | {hit.timeframe} | {get_strategy(hit.strategy).title} ({state} bar)"
+    title = get_strategy(hit.strategy).title
+    return f"{hit.symbol} | {hit.exchange} | {hit.timeframe} | {title} ({state} bar)"
 
 
 @functools.cache
@@ -73,7 +76,9 @@ def _plot_args(frame: pd.DataFrame, hit: Hit, bars: int) -> tuple[pd.DataFrame, 
         marker = np.full(len(view), np.nan)
         pos = view.index.get_loc(bar_time)
         marker[pos] = view["high"].iloc[pos] * MARKER_OFFSET
-        kwargs["addplot"] = [mpf.make_addplot(marker, type="scatter", marker="v", markersize=120, color="tab:blue")]
+        kwargs["addplot"] = [
+            mpf.make_addplot(marker, type="scatter", marker="v", markersize=MARKER_SIZE, color=MARKER_COLOR)
+        ]
     return view, kwargs
 
 

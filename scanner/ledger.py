@@ -361,7 +361,8 @@ class AlertLedger:
         now, reason = _now(), redact(error)
         with self._transaction():
             self._conn.execute(
-                "INSERT INTO targets (channel, chat) VALUES (?, ?) ON CONFLICT DO NOTHING", (channel, str(chat))
+                "INSERT INTO targets (channel, chat) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (channel, str(chat)),
             )
             self._conn.execute(
                 "UPDATE targets SET failed_runs = failed_runs + (last_run IS NOT ?), last_run = ?, "

@@ -173,7 +173,9 @@ def format_messages(hits: Iterable[Hit], *, channel: str | None = None) -> list[
         name = channel or get_strategy(hit.strategy).channel
         item = Item((), "alert", format_block(hit), (hit.strategy, hit.exchange, hit.timeframe))
         by_channel.setdefault(name, []).append(item)
-    return [(ch, text) for ch, items in by_channel.items() for text, _ in pack(items, lambda g: format_header(*g))]
+    return [
+        (ch, text) for ch, items in by_channel.items() for text, _ in pack(items, lambda g: format_header(*g))
+    ]
 
 
 def validate_alert_targets(
@@ -232,7 +234,7 @@ async def send_alerts(
     ledger: AlertLedger | None = None,
     channel: str | None = None,
 ) -> AlertReport:
-    """Send ``hits`` to every user's chat (and webhook) through each channel's sink; never raises for a delivery.
+    """Send ``hits`` to every user's chat (and webhook) per channel; never raises for a delivery.
 
     ``channel`` sends every hit through that channel instead of the registry's (spec 9.3). With a
     ``ledger``, alerts already sent to a chat are skipped and earlier undelivered ones are re-sent.

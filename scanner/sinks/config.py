@@ -49,7 +49,8 @@ def alert_settings() -> AlertSettings:
             raise ValueError(f"[alerts] {name} must be a whole number of at least 1, got {value!r}")
     timeouts = {name: table.get(name) for name in ("webhook_timeout_s", "telegram_timeout_s")}
     for name, value in timeouts.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and (not number or value <= 0):
             raise ValueError(f"[alerts] {name} must be a positive number of seconds, got {value!r}")
     admin = table.get("admin_channel")
     if admin is not None and admin not in CHANNELS:
@@ -123,7 +124,8 @@ def admin_channel(telegram: TelegramConfig, settings: AlertSettings, targets: Se
 
     ``ValueError`` when one of ``targets`` is a Telegram chat and that channel has no bot token.
     """
-    channel = settings.admin_channel or next((c for c in CHANNELS if c in telegram.tokens), ADMIN_FALLBACK_CHANNEL)
+    first = next((c for c in CHANNELS if c in telegram.tokens), ADMIN_FALLBACK_CHANNEL)
+    channel = settings.admin_channel or first
     if any(t.sink == SINK_TELEGRAM for t in targets) and channel not in telegram.tokens:
         name = channel if channel in CHANNELS else CHANNELS[0]
         raise ValueError(
@@ -162,7 +164,8 @@ class Sinks:
             from scanner.sinks.telegram import TelegramSink
 
             return TelegramSink(
-                channel, self.telegram.tokens[channel], self.telegram.base_url, self.settings.telegram_timeout_s
+                channel, self.telegram.tokens[channel], self.telegram.base_url,
+                self.settings.telegram_timeout_s,
             )
         from scanner.sinks.webhook import WebhookSink
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import telegram
@@ -47,7 +47,9 @@ def reason(exc: BaseException | None) -> str:
     return redact(text if text.startswith(name) else f"{name}: {text}")
 
 
-def pack(items: Sequence[Item], header_of: Any, limit: int = MAX_MESSAGE_CHARS) -> list[tuple[str, list[Item]]]:
+def pack(
+    items: Sequence[Item], header_of: Callable[[tuple[str, str, str]], str], limit: int = MAX_MESSAGE_CHARS
+) -> list[tuple[str, list[Item]]]:
     """Messages of at most ``limit`` characters: groups in first-seen order, a header per group,
     split only between blocks (a continued group repeats its header)."""
     groups: dict[tuple[str, str, str] | None, list[Item]] = {}
@@ -124,7 +126,8 @@ class TelegramSink(Sink):
         if len(alerts) <= CAPTIONED_ALERTS_MAX:
             for alert in list(alerts):
                 chart = charts.get(alert.key.as_kind(KIND_CHART))
-                caption = BLOCK_SEPARATOR.join([self.header(alert.group), alert.text]) if alert.group else alert.text
+                parts = [self.header(alert.group), alert.text] if alert.group else [alert.text]
+                caption = BLOCK_SEPARATOR.join(parts)
                 if chart is not None and telegram_length(caption) <= MAX_CAPTION_CHARS:
                     messages.append(Message((chart, alert), ("photo", chart.image, caption)))
                     alerts.remove(alert)
@@ -148,9 +151,11 @@ class TelegramSink(Sink):
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         elif kind == "photo":
-            await self.bot.send_photo(chat_id=chat, photo=payload[0], caption=payload[1], parse_mode=ParseMode.HTML)
+            await self.bot.send_photo(
+                chat_id=chat, photo=payload[0], caption=payload[1], parse_mode=ParseMode.HTML
+            )
         else:
-            media = [InputMediaPhoto(image, caption=caption, parse_mode=ParseMode.HTML) for image, caption in payload[0]]
+            media = [InputMediaPhoto(image, caption=text, parse_mode=ParseMode.HTML) for image, text in payload[0]]
             await self.bot.send_media_group(chat_id=chat, media=media)
 
     def classify(self, exc: BaseException) -> Failure:

@@ -132,7 +132,7 @@ class WebhookSink(Sink):
             content = self.header(group) if group else ""
             batch: list[Item] = []
             for alert in alerts:
-                size = sum(_embed_size(json.loads(a.text)) for a in batch) + _embed_size(json.loads(alert.text))
+                size = sum(_embed_size(json.loads(a.text)) for a in [*batch, alert])
                 if batch and (len(batch) == MAX_EMBEDS or size > MAX_EMBED_TOTAL_CHARS):
                     messages.append(self._embeds_message(content, batch, charts))
                     batch = []
