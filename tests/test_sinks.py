@@ -271,3 +271,32 @@ async def test_a_telegram_send_that_times_out_after_delivery_arrives_twice_the_o
     assert len(api.messages_to(USERS["alice"])) == 2 and report.sent == 1 and report.failures == []
     assert again.sent == 0 and again.duplicates_skipped == 1
     assert [e.status for e in ledger.entries()] == [STATUS_SENT]
+
+
+def test_only_the_telegram_sink_imports_python_telegram_bot():
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = re.compile(r"^\s*(import telegram|from telegram[ .])", re.MULTILINE)
+    importing = sorted(
+        str(path.relative_to(root))
+        for folder in ("scanner", "utils", "exchanges", "breakout_vsa", "custom_strategies")
+        for path in (root / folder).rglob("*.py")
+        if pattern.search(path.read_text())
+    )
+    assert importing == ["scanner/sinks/telegram.py"]
+
+
+def test_sink_choices_are_read_from_the_config_and_a_typo_names_the_valid_ones(tmp_path, monkeypatch):
+    from scanner.alerts import alert_settings
+    from utils import config
+
+    path = tmp_path / "scanner.local.toml"
+    path.write_text('[sinks]\nalice = ["telegram"]\nops = "webhook"\n')
+    monkeypatch.setenv("SCANNER_CONFIG", str(path))
+    config.reload()
+    assert alert_settings().sinks == {"alice": ("telegram",), "ops": ("webhook",)}
+    path.write_text('[sinks]\nalice = ["telegramm"]\n')
+    config.reload()
+    with pytest.raises(ValueError, match="unknown sink 'telegramm' for user 'alice'; sinks: telegram, webhook"):
+        alert_settings()

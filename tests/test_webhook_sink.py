@@ -175,3 +175,19 @@ def test_embed_text_is_json_the_ledger_can_replay(ledger):
 
     embed = json.loads(WebhookSink("start_trend", {}).alert_text([make_hit()], "again, 2 bars ago"))
     assert embed["title"].startswith("BTCUSDT") and embed["description"].endswith("Seen: again, 2 bars ago")
+
+
+async def test_a_user_gets_every_configured_sink_unless_the_config_narrows_it(ledger):
+    from tests.fakes.telegram_server import FakeBotApi, make_token
+
+    token = make_token(888888888, "H")
+    async with FakeBotApi(valid_tokens=[token]) as api, FakeWebhook() as hooks:
+        telegram = TelegramConfig(base_url=api.base_url(), tokens={"start_trend": token}, users={"ops": "4242"})
+        urls = {"ops": hooks.url("ops")}
+        both = await deliver(ScanResult(hits=[make_hit("breakout_bar", "AAAUSDT")]), ["ops"], ledger=ledger,
+                             telegram=telegram, webhooks=urls, settings=FAST)
+        narrowed = AlertSettings(webhook_timeout_s=0.5, sinks={"ops": ("webhook",)})
+        only_hook = await deliver(ScanResult(hits=[make_hit("breakout_bar", "BBBUSDT")]), ["ops"], ledger=ledger,
+                                  telegram=telegram, webhooks=urls, settings=narrowed)
+    assert both.sent == 2 and only_hook.sent == 1
+    assert len(api.messages_to("4242")) == 1 and len(hooks.posts_to("ops")) == 2
