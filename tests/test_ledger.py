@@ -11,7 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scanner.ledger import LEASE_S, MAX_DELIVERY_ATTEMPTS, STATUS_PENDING, STATUS_SENT, AlertKey, AlertLedger
+from scanner.ledger import (
+    LEASE_S,
+    MAX_DELIVERY_ATTEMPTS,
+    SCHEMA_VERSION,
+    STATUS_PENDING,
+    STATUS_SENT,
+    STATUS_UNDELIVERABLE,
+    AlertKey,
+    AlertLedger,
+)
 from scanner.notifier import send_alerts
 from scanner.results import Hit
 from tests.fakes.telegram_server import FakeBotApi, make_token
@@ -105,11 +114,12 @@ def test_sent_row_is_not_reopened_by_a_new_pending_insert(ledger: AlertLedger) -
     assert entry is not None and (entry.status, entry.text) == (STATUS_SENT, "old")
 
 
-def test_alerts_failing_too_often_are_no_longer_retried(ledger: AlertLedger) -> None:
+def test_alerts_failing_too_often_are_given_up_as_undeliverable(ledger: AlertLedger) -> None:
     ledger.add_pending(key(), "block")
     for _ in range(MAX_DELIVERY_ATTEMPTS):
-        ledger.mark_failed([key()], "Forbidden: bot was blocked by the user")
+        ledger.mark_failed([key()], "NetworkError: boom")
     assert ledger.pending("start_trend", "1001") == []
+    assert ledger.get(key()).status == STATUS_UNDELIVERABLE  # type: ignore[union-attr]
 
 
 def test_bar_time_key_ignores_resolution_and_time_zone() -> None:
@@ -273,3 +283,68 @@ async def test_two_processes_sending_the_same_alerts_at_once_deliver_each_once(t
     assert all(proc.returncode == 0 for proc in procs), [err.decode()[-2000:] for _, err in answers]
     assert sorted(m.chat_id for m in api.messages) == sorted(USERS.values())
     assert sum(int(out.split()[-1]) for out in outputs) == 4  # 2 alerts x 2 chats, each sent by one of them
+
+
+# --- schema migration ------------------------------------------------------------------------------
+
+# The ledger layout before issue 17 (schema version 0), as files in users' state directories have it.
+V0_SCHEMA = """
+CREATE TABLE alerts (
+    channel TEXT NOT NULL, chat TEXT NOT NULL, exchange TEXT NOT NULL, symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL, strategy TEXT NOT NULL, bar_time TEXT NOT NULL,
+    bar TEXT NOT NULL CHECK (bar IN ('closed', 'current')),
+    status TEXT NOT NULL CHECK (status IN ('sent', 'pending')),
+    text TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, sent_at TEXT,
+    PRIMARY KEY (channel, chat, exchange, symbol, timeframe, strategy, bar_time, bar)
+);
+CREATE INDEX alerts_pending ON alerts (channel, chat, status);
+CREATE TABLE leases (channel TEXT NOT NULL, chat TEXT NOT NULL, owner TEXT NOT NULL,
+                     expires_at REAL NOT NULL, PRIMARY KEY (channel, chat));
+"""
+
+
+def v0_file(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V0_SCHEMA)
+        now = "2025-03-20T00:00:00.000+00:00"
+        rows = [(*key("1001").values()[:8], "sent", "sent block", 1, None, now, now, now),
+                (*key("1002").values()[:8], "pending", "pending block", 2, "Forbidden: blocked", now, now, None)]
+        conn.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return path
+
+
+def test_a_ledger_of_the_first_schema_is_migrated_in_place_keeping_every_row(tmp_path: Path) -> None:
+    path = v0_file(tmp_path / "old.sqlite3")
+    with AlertLedger(path) as migrated:
+        assert migrated.is_sent(key("1001")) and not migrated.is_sent(key("1002"))
+        [pending] = migrated.pending("start_trend", "1002")
+        assert (pending.text, pending.attempts, pending.last_error) == ("pending block", 2, "Forbidden: blocked")
+        assert pending.key.kind == "alert"
+        migrated.mark_undeliverable([key("1002")], "gone")  # the new state fits the migrated table
+        assert migrated.get(key("1002")).status == STATUS_UNDELIVERABLE  # type: ignore[union-attr]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with AlertLedger(path) as reopened:  # a second open finds it done
+        assert len(reopened.entries()) == 2
+
+
+def test_a_ledger_of_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ValueError, match="newer than this scanner's"):
+        AlertLedger(path)
+
+
+def test_a_failed_run_count_is_kept_once_per_run_and_reset_by_a_success(ledger: AlertLedger) -> None:
+    ledger.add_pending(key(), "block")
+    assert not ledger.target_failed("start_trend", "1001", "Forbidden", "run-a", runs_allowed=2)
+    assert not ledger.target_failed("start_trend", "1001", "Forbidden", "run-a", runs_allowed=2)
+    ledger.target_ok("start_trend", "1001")
+    assert not ledger.target_failed("start_trend", "1001", "Forbidden", "run-b", runs_allowed=2)
+    assert ledger.target_failed("start_trend", "1001", "Forbidden", "run-c", runs_allowed=2)
+    assert ledger.get(key()).status == STATUS_UNDELIVERABLE  # type: ignore[union-attr]
+    assert ledger.unannounced_targets() == [("start_trend", "1001", "Forbidden")]
+    ledger.mark_announced([("start_trend", "1001")])
+    assert ledger.unannounced_targets() == []
