@@ -25,15 +25,22 @@ TRADINGVIEW_SYMBOL_FIXES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+def asset_name(exchange: str, symbol: str) -> str:
+    """The market's symbol without separators and exchange quirks (``BTC-USDT``, ``XBTUSDTM`` -> ``BTCUSDT``):
+    the same asset on several exchanges has one name."""
+    name = re.sub(r"[^A-Za-z0-9]", "", symbol).upper()
+    for pattern, replacement in TRADINGVIEW_SYMBOL_FIXES.get(exchange.lower(), ()):
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
 def chart_url(exchange: str, symbol: str) -> str | None:
     """TradingView chart of ``symbol`` (``BINANCE:BTCUSDT``, ``BYBIT:BTCUSDT.P``); None for demo/unknown."""
     family, _, market = exchange.lower().partition("_")
     prefix = TRADINGVIEW_PREFIX.get(family)
     if prefix is None:
         return None
-    tv_symbol = re.sub(r"[^A-Za-z0-9]", "", symbol).upper()
-    for pattern, replacement in TRADINGVIEW_SYMBOL_FIXES.get(exchange.lower(), ()):
-        tv_symbol = re.sub(pattern, replacement, tv_symbol)
+    tv_symbol = asset_name(exchange, symbol)
     if market in PERPETUAL_MARKETS:
         tv_symbol += PERPETUAL_SUFFIX
     return TRADINGVIEW_URL.format(prefix=prefix, symbol=tv_symbol)

@@ -152,7 +152,7 @@ def market_id(hit: Hit) -> tuple[str, str, str, str, str, str]:
 
 def group_hits(hits: Sequence[Hit], group_assets: bool) -> list[tuple[Hit, ...]]:
     """Hits of one asset, strategy, timeframe and bar on several exchanges together (first seen first)."""
-    from scanner.notifier import asset_name
+    from exchanges.links import asset_name
 
     groups: dict[Any, list[Hit]] = {}
     for hit in hits:

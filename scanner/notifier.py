@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,8 @@ import pandas as pd
 from scanner.alerts import SEND_ATTEMPTS
 from scanner.ledger import AlertLedger
 from scanner.registry import MetricKey, Strategy, get_strategy, resolve_strategies
-from scanner.results import AlertReport, Hit
+from exchanges.links import chart_url
+from scanner.results import AlertReport, Hit, format_price
 from scanner.sinks.telegram import BLOCK_SEPARATOR, MAX_MESSAGE_CHARS
 from utils.config import CHANNELS, TelegramConfig, telegram_config
 
@@ -43,32 +43,9 @@ __all__ = [
 BAR_TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 MISSING = "n/a"
 
-TRADINGVIEW_URL = "https://www.tradingview.com/chart/?symbol={prefix}:{symbol}"
-# Exchange family (the part of our market name before "_spot"/"_futures") -> TradingView prefix.
-TRADINGVIEW_PREFIX: dict[str, str] = {
-    "binance": "BINANCE",
-    "bybit": "BYBIT",
-    "gateio": "GATEIO",
-    "kucoin": "KUCOIN",
-    "mexc": "MEXC",
-}
-PERPETUAL_MARKETS: tuple[str, ...] = ("futures",)
-PERPETUAL_SUFFIX = ".P"
-# Exchange symbol quirks undone before building a TradingView symbol: (pattern, replacement).
-TRADINGVIEW_SYMBOL_FIXES: dict[str, tuple[tuple[str, str], ...]] = {
-    "kucoin_futures": ((r"^XBT", "BTC"), (r"USDTM$", "USDT")),
-}
-
-def _format_price(value: float) -> str:
-    """Enough decimals for four significant digits, never scientific notation."""
-    if value == 0:
-        return "0"
-    decimals = max(2, 3 - math.floor(math.log10(abs(value))))
-    return f"{value:,.{decimals}f}"
-
 
 FORMATTERS: dict[str, Callable[[Any], str]] = {
-    "price": _format_price,
+    "price": format_price,
     "ratio": lambda v: f"{v:.2f}",
     "usd": lambda v: f"${v:,.0f}",
     "pct": lambda v: f"{v:.1f}%",
@@ -100,30 +77,18 @@ def _field_text(strategy: Strategy, hit: Hit, key: MetricKey, fmt: str) -> str:
         return str(value)
 
 
-def asset_name(exchange: str, symbol: str) -> str:
-    """The market's symbol without separators and exchange quirks (``BTC-USDT``, ``XBTUSDTM`` -> ``BTCUSDT``):
-    the same asset on several exchanges has one name."""
-    name = re.sub(r"[^A-Za-z0-9]", "", symbol).upper()
-    for pattern, replacement in TRADINGVIEW_SYMBOL_FIXES.get(exchange.lower(), ()):
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
 def tradingview_url(exchange: str, symbol: str) -> str | None:
-    """TradingView chart of ``symbol`` (``BINANCE:BTCUSDT``, ``BYBIT:BTCUSDT.P``); None for demo/unknown."""
-    family, _, market = exchange.lower().partition("_")
-    prefix = TRADINGVIEW_PREFIX.get(family)
-    if prefix is None:
-        return None
-    tv_symbol = asset_name(exchange, symbol)
-    if market in PERPETUAL_MARKETS:
-        tv_symbol += PERPETUAL_SUFFIX
-    return TRADINGVIEW_URL.format(prefix=prefix, symbol=tv_symbol)
+    """TradingView chart of ``symbol``; None for demo/unknown (see ``exchanges.links``)."""
+    return chart_url(exchange, symbol)
 
 
 def format_header(strategy: str, exchange: str, timeframe: str) -> str:
     """The header of a (strategy, exchange, timeframe) group: spec 9.3 title, exchange, timeframe."""
-    title = html.escape(get_strategy(strategy).title)
+    try:
+        title = get_strategy(strategy).title
+    except ValueError:  # a pending alert of a variant since removed from the config file
+        title = strategy
+    title = html.escape(title)
     return f"<b>{title}</b>\n{html.escape(exchange)} · {html.escape(timeframe)}"
 
 

@@ -30,6 +30,7 @@ def assert_ran_the_demo_scans(outputs: list[dict]) -> None:
     assert any("image/png" in out.get("data", {}) for out in outputs), "the chart cell drew no figure"
     assert not [out for out in outputs if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
     assert not [out for out in outputs if out.get("name") == "stderr" and "Traceback" in out.get("text", "")]
+    assert not [out for out in outputs if out.get("name") == "stderr" and "findfont" in out.get("text", "")]
 
 
 def test_notebook_runs_top_to_bottom_on_demo_from_the_clone(monkeypatch):
