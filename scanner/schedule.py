@@ -11,6 +11,7 @@ next bar, so the bar that closed at ``T`` is the last closed one in what they re
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ from utils.timeframes import TIMEFRAME_NAMES, closes_between, last_close, next_c
 # A timeframe whose last scanned close is older than this many closes is caught up from here:
 # four hours of 4h bars, six days of daily bars, six weeks of weekly ones.
 CATCH_UP_BARS = 6
+DURATION_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
 
 def ordered(timeframes: Iterable[str]) -> tuple[str, ...]:
@@ -98,11 +101,9 @@ def retry_deadline(timeframes: Sequence[str], close: pd.Timestamp) -> pd.Timesta
 def parse_duration(text: str) -> float:
     """Seconds in ``"90s"``, ``"30m"``, ``"1h"``, ``"1h30m"`` or ``"1d"``; ``ValueError`` otherwise."""
     value = str(text).strip().lower()
-    try:
-        seconds = pd.Timedelta(value).total_seconds() if value and value[-1].isalpha() else float("nan")
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0:
+    parts = _DURATION_PART.findall(value)
+    seconds = sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+    if not value or "".join(n + u for n, u in parts) != value or not seconds > 0:
         raise ValueError(f"invalid duration {text!r}; use a positive number with a unit, e.g. 90s, 30m, 1h, 1d")
     return seconds
 
