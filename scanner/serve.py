@@ -45,7 +45,7 @@ from scanner.cache import KlineCache
 from scanner.main import deliver, scan_exchange, validate_min_volume
 from scanner.results import AlertReport, ScanResult, ScanSummary
 from scanner.serve_state import STATUS_FAILED, STATUS_SCANNED, ServeState, StateError, default_path
-from utils.timeframes import bar_period, closed_bar_label
+from utils.timeframes import bar_period, closed_bar_label, closes_between
 
 log = logging.getLogger("scanner.serve")
 
@@ -164,6 +164,7 @@ class ServeLoop:
         self._started = self.now()
         self._stopped: pd.Timestamp | None = None
         self._pending_alerts: int | None = None
+        self._gaps_warned: set[tuple[str, str, pd.Timestamp]] = set()
         accepts_store = "store" in inspect.signature(scan_exchange).parameters
         self._store_kw = {"store": config.store} if accepts_store and config.store is not _UNSET else {}
         previous = self.state.read_status() or {}
@@ -207,21 +208,23 @@ class ServeLoop:
         While scans are in flight the wait is on them (real time); only an idle loop calls the
         injected ``sleep``, so a simulated clock never jumps over a scan in progress.
         """
-        seconds = min(max(seconds, 0.0), MAX_SLEEP_S)
+        seconds = max(seconds, 0.0)
         if not self._inflight:
             await self._sleep(seconds)
             return
         stopping = asyncio.ensure_future(self.stop.wait())
         try:
             # Work that is due but waits for its exchange wakes nothing: the finishing scan does.
-            timeout = max(seconds, BUSY_POLL_S)
+            timeout = min(max(seconds, BUSY_POLL_S), MAX_SLEEP_S)
             await asyncio.wait({*self._inflight, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
 
     async def _interruptible_sleep(self, seconds: float) -> None:
+        """The real-time sleep: ends on ``stop``, and after ``MAX_SLEEP_S`` at most, because the
+        monotonic clock asyncio waits on stands still while the machine is suspended."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+            await asyncio.wait_for(self.stop.wait(), min(seconds, MAX_SLEEP_S))
 
     def _next_wake(self, now: pd.Timestamp, until: float | None) -> pd.Timestamp:
         candidates = [schedule.next_ready(self.config.timeframes, now, self.config.settle)]
@@ -254,10 +257,25 @@ class ServeLoop:
                 first = self.state.first_recorded(exchange, tf)
                 since = schedule.ready_close(tf, now, self.config.settle) - bar_period(tf) * schedule.CATCH_UP_BARS
                 recorded = self.state.recorded(exchange, tf, since) if first is not None else set()
-                for close in schedule.catch_up_closes(tf, now, self.config.settle, recorded, first):
-                    if (exchange, tf, close) not in busy:
-                        items.append((exchange, tf, close))
+                due = schedule.catch_up_closes(tf, now, self.config.settle, recorded, first)
+                if due and first is not None:
+                    self._warn_gap(exchange, tf, due[0])
+                items += [(exchange, tf, close) for close in due if (exchange, tf, close) not in busy]
         return schedule.group_work(items)
+
+    def _warn_gap(self, exchange: str, timeframe: str, oldest_due: pd.Timestamp) -> None:
+        """Say once which closes were missed beyond the catch-up window (they are not scanned)."""
+        last = self.state.last_recorded(exchange, timeframe)
+        if last is None or (exchange, timeframe, last) in self._gaps_warned:
+            return
+        lost = [c for c in closes_between(timeframe, last, oldest_due) if c < oldest_due]
+        if lost:
+            self._gaps_warned.add((exchange, timeframe, last))
+            log.warning(
+                "%s %s: %d close(s) from %s to %s passed while the scanner was down and are older than the "
+                "catch-up window of %d bars; not scanned", exchange, timeframe, len(lost), _text(lost[0]),
+                _text(lost[-1]), schedule.CATCH_UP_BARS,
+            )
 
     def _launch_due(self, now: pd.Timestamp) -> None:
         busy = self._busy_exchanges()

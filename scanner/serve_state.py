@@ -129,8 +129,15 @@ class ServeState:
 
     def first_recorded(self, exchange: str, timeframe: str) -> pd.Timestamp | None:
         """The oldest close of (exchange, timeframe) with a row, or None before its first scan."""
+        return self._bound("MIN", exchange, timeframe)
+
+    def last_recorded(self, exchange: str, timeframe: str) -> pd.Timestamp | None:
+        """The newest close of (exchange, timeframe) with a row, or None before its first scan."""
+        return self._bound("MAX", exchange, timeframe)
+
+    def _bound(self, which: str, exchange: str, timeframe: str) -> pd.Timestamp | None:
         (ms,) = self._conn.execute(
-            "SELECT MIN(close_ms) FROM scanned_bars WHERE exchange = ? AND timeframe = ?", (exchange, timeframe)
+            f"SELECT {which}(close_ms) FROM scanned_bars WHERE exchange = ? AND timeframe = ?", (exchange, timeframe)
         ).fetchone()
         return None if ms is None else _stamp(ms)
 
