@@ -25,6 +25,9 @@ CATCH_UP_BARS = 6
 DURATION_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
+Group = tuple[pd.Timestamp, tuple[str, ...]]  # a close instant and the timeframes closing at it
+Work = tuple[pd.Timestamp, dict[str, tuple[str, ...]]]  # a close instant, exchange -> timeframes
+
 
 def ordered(timeframes: Iterable[str]) -> tuple[str, ...]:
     """``timeframes`` without repeats, longest first (the order of ``TIMEFRAME_NAMES``)."""
@@ -48,7 +51,7 @@ def next_closes(timeframes: Iterable[str], now: pd.Timestamp) -> dict[str, pd.Ti
     return {tf: next_close(tf, now) for tf in ordered(timeframes)}
 
 
-def closes_in(timeframes: Iterable[str], start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, tuple[str, ...]]]:
+def closes_in(timeframes: Iterable[str], start: pd.Timestamp, end: pd.Timestamp) -> list[Group]:
     """Every close instant in ``(start, end]`` with the timeframes closing at it, oldest first.
 
     Timeframes in one entry close together and are scanned in one call (one daily fetch per symbol).
@@ -83,7 +86,7 @@ def catch_up_closes(
     return [close for close in window if close not in done]
 
 
-def group_work(items: Iterable[tuple[str, str, pd.Timestamp]]) -> list[tuple[pd.Timestamp, dict[str, tuple[str, ...]]]]:
+def group_work(items: Iterable[tuple[str, str, pd.Timestamp]]) -> list[Work]:
     """(exchange, timeframe, close) items -> per close instant (oldest first), exchange -> timeframes."""
     by_close: dict[pd.Timestamp, dict[str, list[str]]] = {}
     for exchange, timeframe, close in items:
@@ -104,7 +107,9 @@ def parse_duration(text: str) -> float:
     parts = _DURATION_PART.findall(value)
     seconds = sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
     if not value or "".join(n + u for n, u in parts) != value or not seconds > 0:
-        raise ValueError(f"invalid duration {text!r}; use a positive number with a unit, e.g. 90s, 30m, 1h, 1d")
+        raise ValueError(
+            f"invalid duration {text!r}; use a positive number with a unit, e.g. 90s, 30m, 1h, 1d"
+        )
     return seconds
 
 

@@ -97,7 +97,9 @@ class Unit:
     next_at: pd.Timestamp | None = None  # when a scheduled retry runs
 
     def keys(self) -> set[tuple[str, str, pd.Timestamp]]:
-        return {(self.exchange, tf, self.close) for tf in self.timeframes} if self.close is not None else set()
+        if self.close is None:
+            return set()
+        return {(self.exchange, tf, self.close) for tf in self.timeframes}
 
 
 @dataclass
@@ -120,7 +122,8 @@ def pinned_client(exchange: str, timeframe: str, at: pd.Timestamp) -> BaseExchan
 
 
 def _failed(exchange: str, timeframes: Sequence[str], strategies: Sequence[str], error: str) -> ScanResult:
-    return ScanResult(summaries=[ScanSummary(exchange, tf, list(strategies), error=error) for tf in timeframes])
+    summaries = [ScanSummary(exchange, tf, list(strategies), error=error) for tf in timeframes]
+    return ScanResult(summaries=summaries)
 
 
 def _utc(seconds: float) -> pd.Timestamp:
@@ -181,9 +184,10 @@ class ServeLoop:
         now = self.now()
         if self.config.forming_every:
             self._next_forming = now + pd.Timedelta(seconds=self.config.forming_every)
+        nexts = schedule.next_closes(self.config.timeframes, now)
         log.info(
-            "serving %s on %s; next closes: %s", ",".join(self.config.timeframes), ",".join(self.config.exchanges),
-            ", ".join(f"{tf} {_text(t)}" for tf, t in schedule.next_closes(self.config.timeframes, now).items()),
+            "serving %s on %s; next closes: %s", ",".join(self.config.timeframes),
+            ",".join(self.config.exchanges), ", ".join(f"{tf} {_text(t)}" for tf, t in nexts.items()),
         )
         self._write_status()
         try:
@@ -216,7 +220,9 @@ class ServeLoop:
         try:
             # Work that is due but waits for its exchange wakes nothing: the finishing scan does.
             timeout = min(max(seconds, BUSY_POLL_S), MAX_SLEEP_S)
-            await asyncio.wait({*self._inflight, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {*self._inflight, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopping.cancel()
 
@@ -255,7 +261,8 @@ class ServeLoop:
         for exchange in self.config.exchanges:
             for tf in self.config.timeframes:
                 first = self.state.first_recorded(exchange, tf)
-                since = schedule.ready_close(tf, now, self.config.settle) - bar_period(tf) * schedule.CATCH_UP_BARS
+                latest = schedule.ready_close(tf, now, self.config.settle)
+                since = latest - bar_period(tf) * schedule.CATCH_UP_BARS
                 recorded = self.state.recorded(exchange, tf, since) if first is not None else set()
                 due = schedule.catch_up_closes(tf, now, self.config.settle, recorded, first)
                 if due and first is not None:
@@ -393,8 +400,9 @@ class ServeLoop:
     def _after_failure(self, unit: Unit, errors: dict[str, str], now: pd.Timestamp) -> None:
         """Retry the failed timeframes with backoff until their next close; give up on the rest."""
         assert unit.close is not None
-        alive = tuple(tf for tf in unit.timeframes if tf in errors and schedule.retry_deadline([tf], unit.close) > now)
-        expired = [tf for tf in unit.timeframes if tf in errors and tf not in alive]
+        failed = [tf for tf in unit.timeframes if tf in errors]
+        alive = tuple(tf for tf in failed if schedule.retry_deadline([tf], unit.close) > now)
+        expired = [tf for tf in failed if tf not in alive]
         error = "; ".join(sorted(set(errors.values())))
         if expired:
             self.state.record(unit.exchange, expired, unit.close, STATUS_FAILED, unit.attempt, error)
@@ -410,8 +418,10 @@ class ServeLoop:
             delay = min(RETRY_BACKOFF_S * 2 ** (unit.attempt - 1), RETRY_BACKOFF_CAP_S)
             deadline = schedule.retry_deadline(alive, unit.close)
             next_at = min(now + pd.Timedelta(seconds=delay), deadline)
-            log.warning("%s %s close %s failed (%s); retry %d at %s, until %s", unit.exchange, ",".join(alive),
-                        _text(unit.close), error, unit.attempt + 1, next_at.strftime("%H:%M:%S"), _text(deadline))
+            log.warning(
+                "%s %s close %s failed (%s); retry %d at %s, until %s", unit.exchange, ",".join(alive),
+                _text(unit.close), error, unit.attempt + 1, next_at.strftime("%H:%M:%S"), _text(deadline),
+            )
             self._retries.append(Unit(RETRY, unit.exchange, alive, unit.close, unit.at, unit.attempt + 1,
                                       next_at=next_at))
 
@@ -444,6 +454,7 @@ class ServeLoop:
     def status(self) -> dict[str, Any]:
         """The status record ``scanner status`` prints."""
         now = self.now()
+        nexts = schedule.next_closes(self.config.timeframes, now)
         return {
             "pid": os.getpid(),
             "started_at": self._started.isoformat(),
@@ -454,7 +465,7 @@ class ServeLoop:
             "send": self.config.send,
             "settle_s": self.config.settle,
             "last_cycle": self._last_cycle,
-            "next_close": {tf: t.isoformat() for tf, t in schedule.next_closes(self.config.timeframes, now).items()},
+            "next_close": {tf: t.isoformat() for tf, t in nexts.items()},
             "retrying": [
                 {"exchange": u.exchange, "timeframes": list(u.timeframes), "close": u.close.isoformat(),
                  "attempt": u.attempt, "next_attempt": u.next_at.isoformat(),
@@ -480,7 +491,8 @@ class ServeLoop:
     def heartbeat_text(self, now: pd.Timestamp) -> str:
         """What ran and what failed since the last heartbeat, and what comes next."""
         since = self._since
-        scanned = ", ".join(f"{tf} x{since.scanned[tf]}" for tf in schedule.ordered(since.scanned)) or "nothing"
+        counts = [f"{tf} x{since.scanned[tf]}" for tf in schedule.ordered(since.scanned)]
+        scanned = ", ".join(counts) or "nothing"
         lines = [
             f"scanner serve heartbeat {_text(now)}",
             f"Since {_text(since.started)}: scanned {scanned} on {', '.join(self.config.exchanges)}",
@@ -536,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="scanner serve",
-        description="Scan each timeframe as its bar closes, for as long as it runs (alerts only with --send).",
+        description="Scan each timeframe as its bar closes, for as long as it runs (alerts with --send).",
         epilog=(
             f"timeframes: {', '.join(TIMEFRAME_NAMES)}\nstrategies: {', '.join(STRATEGY_NAMES)}, all\n"
             f"exchanges: {', '.join(EXCHANGE_NAMES)}, all (every real exchange)\n"
@@ -547,17 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("timeframes", nargs="?", default="1d", help="comma list, e.g. 4h,1d,1w (default 1d)")
     parser.add_argument("strategies", nargs="?", default="all", help="comma list or 'all' (default all)")
     parser.add_argument("exchanges", nargs="?", default="demo", help="comma list or 'all' (default demo)")
-    parser.add_argument("users", nargs="?", default="default", help="comma list of user names (default default)")
-    parser.add_argument("--send", action="store_true", help="send alerts (off by default: a first try is safe)")
-    parser.add_argument("--settle", default=str(SETTLE_S), help=f"seconds to wait after a close (default {SETTLE_S:g})")
-    parser.add_argument("--forming-every", default=None, help="also re-scan the forming bars this often, e.g. 1h")
-    parser.add_argument("--dry-run", action="store_true", help="print the next close of each timeframe and exit")
-    parser.add_argument("--heartbeat", default=None, metavar="USER", help="a daily 'what ran, what failed' to USER")
-    parser.add_argument("--min-volume-usd", default=None, help="replace the per-timeframe USD volume threshold")
-    parser.add_argument("--channel", default=None, help="send every alert to this Telegram channel")
-    parser.add_argument("--store", default=None, metavar="PATH", help="candle store file (default: the state dir)")
-    parser.add_argument("--no-store", action="store_true", help="fetch full history every cycle (no candle store)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING, ERROR")
+    add = parser.add_argument
+    add("users", nargs="?", default="default", help="comma list of user names (default default)")
+    add("--send", action="store_true", help="send alerts (off by default: a first try is safe)")
+    add("--settle", default=str(SETTLE_S), help=f"seconds to wait after a close (default {SETTLE_S:g})")
+    add("--forming-every", default=None, help="also re-scan the forming bars this often, e.g. 1h")
+    add("--dry-run", action="store_true", help="print the next close of each timeframe and exit")
+    add("--heartbeat", default=None, metavar="USER", help="a daily 'what ran, what failed' to USER")
+    add("--min-volume-usd", default=None, help="replace the per-timeframe USD volume threshold")
+    add("--channel", default=None, help="send every alert to this Telegram channel")
+    add("--store", default=None, metavar="PATH", help="candle store file (default: the state dir)")
+    add("--no-store", action="store_true", help="fetch full history every cycle (no candle store)")
+    add("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING, ERROR")
     return parser
 
 
@@ -585,10 +598,14 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     settle = _positive_seconds(args.settle, "--settle")
     shortest = min(bar_period(tf) for tf in timeframes).total_seconds()
     if settle >= shortest:
-        raise ValueError(f"--settle must be shorter than the shortest bar ({shortest:.0f}s), got {args.settle!r}")
+        raise ValueError(
+            f"--settle must be shorter than the shortest bar ({shortest:.0f}s), got {args.settle!r}"
+        )
     forming = schedule.parse_duration(args.forming_every) if args.forming_every is not None else None
     if forming is not None and forming < MIN_FORMING_EVERY_S:
-        raise ValueError(f"--forming-every must be at least {MIN_FORMING_EVERY_S:.0f}s, got {args.forming_every!r}")
+        raise ValueError(
+            f"--forming-every must be at least {MIN_FORMING_EVERY_S:.0f}s, got {args.forming_every!r}"
+        )
     if args.store is not None and args.no_store:
         raise ValueError("choose one of --store PATH and --no-store")
     store: Any = _UNSET
@@ -612,7 +629,8 @@ def dry_run_text(config: ServeConfig, now: pd.Timestamp) -> str:
     """The next close of each timeframe, the bar it closes and when its scan starts."""
     lines = [f"now {now.strftime('%Y-%m-%d %H:%M:%S UTC')}; scans start {config.settle:g}s after each close"]
     for tf, close in schedule.next_closes(config.timeframes, now).items():
-        lines.append(f"{tf:>3}  next close {_text(close)}  (closes the bar of {_text(closed_bar_label(tf, close))})")
+        bar = _text(closed_bar_label(tf, close))
+        lines.append(f"{tf:>3}  next close {_text(close)}  (closes the bar of {bar})")
     together = [
         f"{_text(close)}: {','.join(tfs)}"
         for close, tfs in schedule.closes_in(config.timeframes, now, now + pd.Timedelta(days=7))
@@ -671,7 +689,8 @@ def status_text(status: dict[str, Any] | None, path: Path) -> str:
         return _text(pd.Timestamp(text)) if text else "-"
 
     lines = [f"scanner serve status ({path})"]
-    state = f"stopped {when(status['stopped_at'])}" if status.get("stopped_at") else f"running as pid {status['pid']}"
+    stopped = status.get("stopped_at")
+    state = f"stopped {when(stopped)}" if stopped else f"running as pid {status['pid']}"
     lines.append(f"{state}; started {when(status['started_at'])}; updated {when(status['updated_at'])}")
     lines.append(f"serving {','.join(status['timeframes'])} on {','.join(status['exchanges'])}; "
                  f"alerts {'on' if status['send'] else 'off'}")
@@ -685,8 +704,11 @@ def status_text(status: dict[str, Any] | None, path: Path) -> str:
     lines.append("next close: " + ", ".join(f"{tf} {when(t)}" for tf, t in status["next_close"].items()))
     retrying = status.get("retrying") or []
     lines.append(f"retrying: {len(retrying) or 'none'}")
-    lines += [f"  {r['exchange']} {','.join(r['timeframes'])} close {when(r['close'])}: attempt {r['attempt']} "
-              f"at {when(r['next_attempt'])}, until {when(r['until'])}" for r in retrying]
+    lines += [
+        f"  {r['exchange']} {','.join(r['timeframes'])} close {when(r['close'])}: attempt {r['attempt']} "
+        f"at {when(r['next_attempt'])}, until {when(r['until'])}"
+        for r in retrying
+    ]
     failures = status.get("failures") or []
     lines.append(f"failures: {len(failures) or 'none'}")
     lines += [f"  {f['exchange']} {','.join(f['timeframes'])} close {when(f['close'])}: {f['error']}"
@@ -700,7 +722,7 @@ def status_text(status: dict[str, Any] | None, path: Path) -> str:
 def status_main(argv: Sequence[str] | None = None) -> int:
     """``scanner status``: print the serve status record; 1 when there is none."""
     parser = argparse.ArgumentParser(prog="scanner status", description="What `scanner serve` did last.")
-    parser.add_argument("--state", default=None, metavar="PATH", help="serve state file (default: the state dir)")
+    parser.add_argument("--state", default=None, metavar="PATH", help="serve state file (default: state dir)")
     args = parser.parse_args(argv)
     path = Path(args.state) if args.state else default_path()
     if not path.is_file():

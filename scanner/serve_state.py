@@ -114,8 +114,8 @@ class ServeState:
         now = _now()
         with self._transaction():
             self._conn.executemany(
-                "INSERT OR REPLACE INTO scanned_bars "
-                "(exchange, timeframe, close_ms, status, attempts, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO scanned_bars (exchange, timeframe, close_ms, status, attempts, "
+                "error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(exchange, tf, _ms(close), status, attempts, error, now) for tf in timeframes],
             )
 
@@ -137,7 +137,8 @@ class ServeState:
 
     def _bound(self, which: str, exchange: str, timeframe: str) -> pd.Timestamp | None:
         (ms,) = self._conn.execute(
-            f"SELECT {which}(close_ms) FROM scanned_bars WHERE exchange = ? AND timeframe = ?", (exchange, timeframe)
+            f"SELECT {which}(close_ms) FROM scanned_bars WHERE exchange = ? AND timeframe = ?",
+            (exchange, timeframe),
         ).fetchone()
         return None if ms is None else _stamp(ms)
 
