@@ -326,3 +326,12 @@ async def test_a_close_scanned_again_after_a_crash_before_it_was_recorded_sends_
     assert {(r["exchange"], r["close"]) for r in rows()} == {(m, utc("2025-04-07")) for m in MARKETS}
     with AlertLedger() as ledger:
         assert {(e.status, e.attempts) for e in ledger.entries()} == {(STATUS_SENT, 1)}
+
+
+def test_the_soak_benchmark_runs_and_reports_resources_after_each_cycle(capsys, fresh_exchange_state):
+    from bench import serve_soak
+
+    assert serve_soak.main(["--days", "0.3", "--symbols", "5", "--timeframes", "4h"]) == 0
+    out = capsys.readouterr().out
+    assert "serve soak: 3 markets x 5 symbols" in out and "closes not scanned: 0" in out
+    assert "tcp connections 0 -> 0" in out and "tasks 2 -> 2" in out
