@@ -254,7 +254,7 @@ class ServeLoop:
     def _busy_exchanges(self) -> set[str]:
         return {u.exchange for u in self._inflight.values() if u.kind != FORMING}
 
-    def due_closes(self, now: pd.Timestamp) -> list[tuple[pd.Timestamp, dict[str, tuple[str, ...]]]]:
+    def due_closes(self, now: pd.Timestamp) -> list[schedule.Work]:
         """Closes ready at ``now`` that have no record and are not being scanned or retried."""
         busy = self._busy_keys()
         items = []
