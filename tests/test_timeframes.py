@@ -12,8 +12,13 @@ from utils.timeframes import (
     TIMEFRAME_NAMES,
     TIMEFRAMES,
     aggregate_daily,
+    bar_period,
+    closed_bar_label,
+    closes_between,
     daily_bars_needed,
     get_timeframe,
+    last_close,
+    next_close,
 )
 
 NOW = pd.Timestamp("2025-06-04 13:30", tz="UTC")
@@ -176,3 +181,65 @@ def test_unknown_timeframe_raises_listing_the_valid_names() -> None:
     with pytest.raises(ValueError, match="1w, 4d, 3d, 2d, 1d, 4h"):
         get_timeframe("5d")
     assert get_timeframe("4d") is TIMEFRAMES["4d"]
+
+
+# --- bar boundaries: last close, next close, the bar a close ends --------------------------------
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "at", "last", "following"),
+    [
+        ("4h", "2025-06-04 13:30", "2025-06-04 12:00", "2025-06-04 16:00"),
+        ("4h", "2025-06-04 23:59:59", "2025-06-04 20:00", "2025-06-05 00:00"),
+        ("1d", "2025-06-04 13:30", "2025-06-04", "2025-06-05"),
+        ("2d", "2025-03-21 08:00", "2025-03-20", "2025-03-22"),
+        ("2d", "2025-03-19 08:00", "2025-03-18", "2025-03-20"),
+        ("3d", "2025-03-22 23:00", "2025-03-20", "2025-03-23"),
+        ("3d", "2025-03-19 00:00", "2025-03-17", "2025-03-20"),
+        ("4d", "2025-03-25 12:00", "2025-03-22", "2025-03-26"),
+        ("1w", "2025-06-04 13:30", "2025-06-02", "2025-06-09"),  # a Wednesday: the week opened Monday
+        ("1w", "2025-06-08 23:59", "2025-06-02", "2025-06-09"),
+    ],
+)
+def test_last_and_next_close_bracket_the_instant_on_the_timeframes_own_boundaries(timeframe, at, last, following):
+    assert last_close(timeframe, utc(at)) == utc(last)
+    assert next_close(timeframe, utc(at)) == utc(following)
+
+
+def test_an_instant_on_a_boundary_is_the_last_close_and_the_next_close_is_one_bar_later():
+    monday = utc("2025-04-07")
+    for name in TIMEFRAME_NAMES:
+        assert last_close(name, monday) == monday
+        assert next_close(name, monday) == monday + bar_period(name)
+
+
+def test_a_bar_labelled_l_of_a_k_day_timeframe_closes_at_l_plus_k_days():
+    for name, days in (("2d", 2), ("3d", 3), ("4d", 4), ("1w", 7), ("1d", 1)):
+        label = TIMEFRAMES[name].anchor or utc("2025-03-20")
+        close = label + pd.Timedelta(days=days)
+        assert closed_bar_label(name, close) == label
+        frame = aggregate_daily(daily(str(label.date()), days + 1), name)
+        assert frame.index[0] == label and next_close(name, frame.index[0]) == close
+
+
+def test_instants_may_be_epoch_seconds_naive_utc_or_another_zone():
+    seconds = utc("2025-06-04 13:30").timestamp()
+    berlin = pd.Timestamp("2025-06-04 15:30", tz="Europe/Berlin")
+    for at in (seconds, pd.Timestamp("2025-06-04 13:30"), berlin, "2025-06-04 13:30"):
+        assert last_close("4h", at) == utc("2025-06-04 12:00")
+
+
+def test_closes_between_lists_the_boundaries_after_start_up_to_and_including_end():
+    assert closes_between("4h", utc("2025-06-04 12:00"), utc("2025-06-04 20:00")) == [
+        utc("2025-06-04 16:00"), utc("2025-06-04 20:00")
+    ]
+    assert closes_between("1w", utc("2025-06-03"), utc("2025-06-08")) == []
+
+
+def test_bar_period_is_four_hours_or_the_period_in_days():
+    assert bar_period("4h") == pd.Timedelta(hours=4)
+    assert [bar_period(n).days for n in ("1d", "2d", "3d", "4d", "1w")] == [1, 2, 3, 4, 7]

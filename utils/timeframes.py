@@ -3,11 +3,17 @@
 Generic: no exchange code. 2d, 3d and 4d bars (and 1w bars when built locally) come from daily
 bars with fixed anchors, labelled by the period's start (strategies spec section 10, D9). The
 depth of every fetch derives from one constant, ``SCAN_BARS`` (spec section 9.4).
+
+Bar boundaries (``last_close``, ``next_close``, ``closes_between``, ``closed_bar_label``) follow the
+same definitions: 4h bars every four hours from 00:00 UTC, 1d at 00:00 UTC, 2d/3d/4d from their
+anchors, 1w on Monday 00:00 UTC. A bar labelled L of length P closes at L + P, the instant the next
+bar opens, so a boundary is at once a close and an open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +27,8 @@ OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 NATIVE_INTERVALS: tuple[str, ...] = ("4h", "1d", "1w")
 ONE_DAY = pd.Timedelta(days=1)
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+FOUR_HOURS_MS = 4 * HOUR_MS
 EPOCH = pd.Timestamp(0, tz="UTC")
 
 
@@ -166,3 +174,58 @@ def _anchor_day(tf: Timeframe) -> int:
     """Days from the epoch to the timeframe's anchor (period 0 starts there)."""
     assert tf.anchor is not None
     return int((tf.anchor - EPOCH) // ONE_DAY)
+
+
+Instant = pd.Timestamp | datetime | str | int | float
+
+
+def _instant_ms(at: Instant) -> int:
+    """UTC epoch milliseconds of ``at``: a timestamp (naive ones are UTC) or epoch seconds."""
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        return int(np.floor(float(at) * 1000))
+    stamp = pd.Timestamp(at)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value) // 1_000_000  # .value is nanoseconds whatever the resolution
+
+
+def _stamp(ms: int) -> pd.Timestamp:
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+def bar_period(timeframe: str | Timeframe) -> pd.Timedelta:
+    """How long one bar of ``timeframe`` lasts (4 hours, or ``period_days`` days)."""
+    return pd.Timedelta(milliseconds=_grid(get_timeframe(timeframe))[1])
+
+
+@lru_cache(maxsize=None)
+def _grid(tf: Timeframe) -> tuple[int, int]:
+    """(a bar boundary, the bar length), both in UTC ms: the lattice every bar opens and closes on."""
+    if tf.period_days is None:
+        return 0, FOUR_HOURS_MS  # 4h bars open at 00, 04, ... 20 UTC
+    anchor = _anchor_day(tf) * DAY_MS if tf.aggregated else 0
+    return anchor, tf.period_days * DAY_MS
+
+
+def last_close(timeframe: str | Timeframe, at: Instant) -> pd.Timestamp:
+    """The latest bar boundary at or before ``at``: when the last closed bar closed (and the
+    forming bar opened)."""
+    anchor, period = _grid(get_timeframe(timeframe))
+    return _stamp(anchor + (_instant_ms(at) - anchor) // period * period)
+
+
+def next_close(timeframe: str | Timeframe, at: Instant) -> pd.Timestamp:
+    """The first bar boundary strictly after ``at``: when the bar forming at ``at`` closes."""
+    return last_close(timeframe, at) + bar_period(timeframe)
+
+
+def closed_bar_label(timeframe: str | Timeframe, close: Instant) -> pd.Timestamp:
+    """The label (open time) of the bar that closes at the boundary ``close``."""
+    return last_close(timeframe, close) - bar_period(timeframe)
+
+
+def closes_between(timeframe: str | Timeframe, start: Instant, end: Instant) -> list[pd.Timestamp]:
+    """Every bar boundary in ``(start, end]``, oldest first."""
+    anchor, period = _grid(get_timeframe(timeframe))
+    first = anchor + ((_instant_ms(start) - anchor) // period + 1) * period
+    last = anchor + (_instant_ms(end) - anchor) // period * period
+    return [_stamp(ms) for ms in range(first, last + 1, period)]
