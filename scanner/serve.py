@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import os
@@ -135,8 +136,17 @@ def _text(stamp: pd.Timestamp | None) -> str:
 
 
 async def log_notify(user: str, text: str) -> None:
-    """The default heartbeat delivery: the log (the alert sinks will carry it to ``user``)."""
+    """Heartbeat delivery to the log only (tests, and runs without an admin user's sink)."""
     log.info("heartbeat for %s:\n%s", user, text)
+
+
+async def sink_notify(user: str, text: str) -> None:
+    """Heartbeat delivery through ``user``'s alert sinks, once per distinct text (the ledger)."""
+    from scanner.alerts import send_notice
+
+    log.info("heartbeat for %s:\n%s", user, text)
+    key = "heartbeat:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    await send_notice(user, text, key, title="Scanner heartbeat")
 
 
 class ServeLoop:
@@ -647,7 +657,7 @@ async def _serve_until_signalled(config: ServeConfig, state: ServeState) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await ServeLoop(config, state=state, stop=stop).run()
+    await ServeLoop(config, state=state, stop=stop, notify=sink_notify).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
