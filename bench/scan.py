@@ -47,6 +47,7 @@ from exchanges.rate_limit import get_budget, reset_budgets
 from scanner.analysis import BatchJob, batch_size, pack, start_analysis_process
 from scanner.cache import KlineCache, source_of
 from scanner.main import scan_exchange
+from scanner import runtime
 from scanner.registry import STRATEGY_NAMES, get_strategy
 
 ALL_MARKETS: tuple[str, ...] = (
@@ -538,12 +539,12 @@ async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) 
 
 
 def scanner_children() -> list[psutil.Process]:
-    """The scanner's own helper processes (the analysis process and multiprocessing's tracker),
-    not the fake exchange server."""
+    """The scanner's own helper processes (the analysis process, scanner.runtime), not the fake
+    exchange server."""
     own = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if any("multiprocessing" in part for part in child.cmdline()):
+            if any(runtime.WORKER_CODE in part for part in child.cmdline()):
                 own.append(child)
         except psutil.Error:
             continue
