@@ -81,6 +81,7 @@ def _script(body: str) -> subprocess.Popen:
                             text=True, start_new_session=True)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX process groups and signals")
 def test_ctrl_c_prints_no_traceback_from_the_analysis_process() -> None:
     script = _script(
         """
@@ -100,6 +101,7 @@ def test_ctrl_c_prints_no_traceback_from_the_analysis_process() -> None:
     assert not psutil.pid_exists(int(ready[1])) or psutil.Process(int(ready[1])).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX sessions")
 def test_the_analysis_process_exits_quietly_when_its_parent_is_killed() -> None:
     script = _script("time.sleep(60)\n")
     assert script.stdout is not None
