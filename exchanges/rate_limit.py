@@ -197,7 +197,6 @@ class HostBudget:
         self.margin = margin
         self._cut: float | None = None  # the limit believed since the last 429 ...
         self._cut_at = -math.inf  # ... set then (epoch seconds)
-        self.rate_limited_answers = 0  # over-limit answers this budget has seen
         self.max_in_flight = max(int(max_in_flight), 1)
         self.request_count = 0  # requests actually sent (counted by the client when it sends)
         self.banned_until = 0.0
@@ -271,7 +270,6 @@ class HostBudget:
         holds ``HOLD_PERIODS`` periods, then grows back (module docstring).
         """
         now = time.time()
-        self.rate_limited_answers += 1
         believed = self.limit_at(now)
         if stated is not None and stated < believed - WEIGHT_EPS:
             lowered = stated
