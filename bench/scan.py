@@ -207,11 +207,12 @@ class RemoteServer:
 
 @contextlib.contextmanager
 def remote_server(symbols: int, markets: Sequence[str], latency: float = 0.0,
-                  limits: Sequence[tuple[str, float, float]] = (), bans: bool = True) -> Iterator[RemoteServer]:
+                  limits: Sequence[tuple[str, float, float]] = (),
+                  bans: bool = True) -> Iterator[RemoteServer]:
     """A ``RemoteServer`` with rate limits on only for the markets in ``limits`` (capacity, window);
     ``bans=False`` turns off the fake's ban escalation (any refused request while limited -> 418)."""
-    spec = {"symbols": symbols, "markets": list(markets), "latency": latency, "limits": [list(x) for x in limits],
-            "bans": bans}
+    spec = {"symbols": symbols, "markets": list(markets), "latency": latency,
+            "limits": [list(x) for x in limits], "bans": bans}
     code = f"from bench.scan import _serve_child; _serve_child({json.dumps(spec)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             cwd=_repo_root())
@@ -242,7 +243,8 @@ def _serve_child(spec_json: str) -> None:
         if market not in limited:
             server.set_rate_limit(market, enabled=False)
     for market, capacity, window in spec["limits"]:
-        server.set_rate_limit(market, capacity=capacity, window=window, **({} if bans else {"ban_seconds": None}))
+        no_bans = {} if bans else {"ban_seconds": None}
+        server.set_rate_limit(market, capacity=capacity, window=window, **no_bans)
     over_limit_times = _watch_over_limit(server)
     with server.run_in_thread():
         print(json.dumps(server.env()), flush=True)
@@ -435,14 +437,16 @@ class LearningResult:
 # while limited, so every request in flight at the first 429; real Binance bans repeat offenders).
 LEARNING_FULL: tuple[LearningCase, ...] = (
     LearningCase("published", "binance_spot", 600.0, 60.0, 300),
-    LearningCase("not published", "binance_spot", 300.0, 2.0, 1000, told="3000/2", bans=False, timeframes=("1d",)),
-    LearningCase("drops mid-scan", "binance_spot", 3000.0, 2.0, 1000, told="3000/2", drop_after=1.0, drop_to=300.0,
-                 bans=False, timeframes=("1d",)),
+    LearningCase("not published", "binance_spot", 300.0, 2.0, 1000, told="3000/2", bans=False,
+                 timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 3000.0, 2.0, 1000, told="3000/2", drop_after=1.0,
+                 drop_to=300.0, bans=False, timeframes=("1d",)),
 )
 LEARNING_QUICK: tuple[LearningCase, ...] = (
-    LearningCase("not published", "binance_spot", 100.0, 1.0, 300, told="1000/1", bans=False, timeframes=("1d",)),
-    LearningCase("drops mid-scan", "binance_spot", 1000.0, 1.0, 300, told="1000/1", drop_after=0.3, drop_to=100.0,
-                 bans=False, timeframes=("1d",)),
+    LearningCase("not published", "binance_spot", 100.0, 1.0, 300, told="1000/1", bans=False,
+                 timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 1000.0, 1.0, 300, told="1000/1", drop_after=0.3,
+                 drop_to=100.0, bans=False, timeframes=("1d",)),
 )
 
 
@@ -651,13 +655,15 @@ def print_learning(results: Sequence[LearningResult]) -> None:
           "and the client is not told it")
     for r in results:
         c = r.case
-        limit = f"{c.capacity:g}/{c.window:g}s" + (f" -> {c.drop_to:g} at {c.drop_after:g}s" if c.drop_to else "")
+        drop = f" -> {c.drop_to:g} at {c.drop_after:g}s" if c.drop_to else ""
+        limit = f"{c.capacity:g}/{c.window:g}s{drop}"
         told = f"told {c.told}" if c.told else "told nothing (table 6000/60)"
         print(f"  {c.name:<15} {','.join(c.timeframes)} scan, exchange {limit}, {told}"
               f"{'' if c.bans else ', fake bans off'}: "
               f"{r.listed} symbols, {r.klines / r.listed:.2f} klines req/symbol, weight {r.weight:g}; "
               f"wall {r.wall_s:.2f}s, bound {r.bound_s:.2f}s -> wall/bound {r.ratio:.3f}; "
-              f"over-limit answers {r.over_limit} ({r.over_limit_after_first_window} after the first one's window), "
+              f"over-limit answers {r.over_limit} "
+              f"({r.over_limit_after_first_window} after the first one's window), "
               f"bans {r.bans}, failed {r.failed}; limit believed at the end {r.believed:g}")
 
 

@@ -255,7 +255,8 @@ class HostBudget:
             return False
         if limit >= self.ceiling - WEIGHT_EPS:
             return False
-        log.info("%s: rate limit lowered from %g to %g per %gs (%s)", self.key, self.ceiling, limit, period, source)
+        log.info("%s: rate limit lowered from %g to %g per %gs (%s)",
+                 self.key, self.ceiling, limit, period, source)
         self.ceiling = float(limit)
         self._notify()
         return True
@@ -277,7 +278,8 @@ class HostBudget:
             lowered = believed * DECREASE_FACTOR
         else:
             return
-        log.info("%s: rate limited; limit now believed %g per %gs (was %g)", self.key, lowered, self.period, believed)
+        log.info("%s: rate limited; limit now believed %g per %gs (was %g)",
+                 self.key, lowered, self.period, believed)
         self._cut, self._cut_at = lowered, now
 
     def _notify(self) -> None:

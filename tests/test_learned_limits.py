@@ -28,7 +28,8 @@ from exchanges.rate_limit import (
 from tests.fakes.exchange_server import FakeExchangeServer
 
 # Long Retry-Afters are not slept through: the request fails at once with RateLimited.
-NO_WAIT = RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.02, jitter=0.0, timeout=2.0, max_retry_after=0.5)
+NO_WAIT = RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.02, jitter=0.0, timeout=2.0,
+                      max_retry_after=0.5)
 
 pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
 

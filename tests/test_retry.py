@@ -11,6 +11,7 @@ import gc
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,8 @@ async def test_a_fault_of_our_own_during_the_listing_is_not_reported_as_a_bad_pa
     class NotASession:
         closed = False
 
-    client = BinanceSpotClient(base_url="http://127.0.0.1:9", session=NotASession(), retry=FAST_RETRY)  # type: ignore[arg-type]
+    session: Any = NotASession()
+    client = BinanceSpotClient(base_url="http://127.0.0.1:9", session=session, retry=FAST_RETRY)
     with pytest.raises(AttributeError):
         await client.get_all_spot_symbols()
 
@@ -155,7 +157,8 @@ def test_exchange_requests_and_their_retries_work_where_tenacity_cannot_be_impor
         from tests.fakes.exchange_server import FakeExchangeServer
 
         async def main():
-            with FakeExchangeServer(symbols=5, markets=["{MARKET}"], rate_limits=False).run_in_thread() as server:
+            fake = FakeExchangeServer(symbols=5, markets=["{MARKET}"], rate_limits=False)
+            with fake.run_in_thread() as server:
                 server.add_fault("503", market="{MARKET}", path="klines", times=2)
                 retry = RetryPolicy(attempts=3, backoff_base=0.01, backoff_cap=0.02, jitter=0.0, timeout=2.0)
                 async with BinanceSpotClient(base_url=server.base_url("{MARKET}"), retry=retry) as client:

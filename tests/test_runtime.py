@@ -98,7 +98,8 @@ def test_ctrl_c_prints_no_traceback_from_the_analysis_process() -> None:
     out, err = script.communicate(timeout=CHILD_WAIT_S)
     assert "INTERRUPTED" in out and script.returncode == 0
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert not psutil.pid_exists(int(ready[1])) or psutil.Process(int(ready[1])).status() == psutil.STATUS_ZOMBIE
+    worker = int(ready[1])
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX sessions")
