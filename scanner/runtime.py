@@ -157,10 +157,11 @@ class WorkerProcess(Executor):
         if first:
             self._queue.put(None)
         if wait:
-            self._writer.join()
+            self._writer.join(STOP_TIMEOUT_S)
             self._reader.join(STOP_TIMEOUT_S)
-            if self._reader.is_alive():
+            if self._writer.is_alive() or self._reader.is_alive():  # stuck in a call: no endless wait
                 self._proc.kill()
+                self._writer.join()
                 self._reader.join()
 
     @property
@@ -306,13 +307,16 @@ def _give_up_locked(reason: str) -> None:
         process.shutdown(wait=False)  # what it was sent still gets answered, or fails as broken
 
 
-def stop_analysis_process(wait: bool = True) -> None:
-    """Stop the analysis process and forget any failure: the next scan starts a fresh one."""
+def stop_analysis_process(wait: bool = True, cancel_pending: bool = False) -> None:
+    """Stop the analysis process and forget any failure: the next scan starts a fresh one.
+
+    ``cancel_pending`` drops the calls not yet sent to it (at exit: an interrupted scan's queue).
+    """
     global _process, _broken
     with _lock:
         process, _process, _broken = _process, None, None
     if process is not None:
-        process.shutdown(wait=wait)
+        process.shutdown(wait=wait, cancel_futures=cancel_pending)
 
 
 def active_scans() -> int:
@@ -351,4 +355,4 @@ def scan_running() -> Iterator[None]:
 full_collections_paused = scan_running
 
 
-atexit.register(stop_analysis_process)
+atexit.register(stop_analysis_process, cancel_pending=True)

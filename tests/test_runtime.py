@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import psutil
@@ -111,3 +112,23 @@ def test_the_analysis_process_exits_quietly_when_its_parent_is_killed() -> None:
     worker.wait(CHILD_WAIT_S)  # raises TimeoutExpired if the child outlives its parent
     _, err = script.communicate(timeout=CHILD_WAIT_S)
     assert "Traceback" not in err
+
+
+def test_stopping_drops_calls_not_yet_sent_and_does_not_wait_forever_for_a_stuck_one(no_process) -> None:
+    process = runtime.analysis_process()
+    assert process is not None
+    stuck = process.submit(time.sleep, 3600)
+    deadline = time.monotonic() + CHILD_WAIT_S
+    while not stuck.running():  # sent to the child
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    queued = [process.submit(int) for _ in range(3)]
+    runtime.STOP_TIMEOUT_S, saved = 0.5, runtime.STOP_TIMEOUT_S
+    try:
+        runtime.stop_analysis_process(cancel_pending=True)
+    finally:
+        runtime.STOP_TIMEOUT_S = saved
+    assert process.exit_code not in (None, 0)  # killed, not waited out
+    with pytest.raises(BrokenProcessPool):
+        stuck.result(CHILD_WAIT_S)
+    assert all(f.cancelled() or isinstance(f.exception(CHILD_WAIT_S), BrokenProcessPool) for f in queued)
