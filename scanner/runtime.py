@@ -22,14 +22,14 @@
 2. **Cooperative time slices** (``yield_if_slice_used``, implemented in ``utils.time_slice``
    because the exchange clients use it and ``exchanges`` must not import ``scanner``). Decoding
    many answers in one event-loop step stalled the loop for 100-190 ms with 5 exchanges at full
-   speed; with 10 ms slices the worst stall was 69 ms, same total work.
+   speed; with 10 ms slices the worst stall was 69 ms, same total work (measured when introduced).
 
 3. **No full garbage collections while a scan runs** (``scan_running``). A full (generation 2)
    collection walks every tracked object of the process, the caller's included. Re-measured now
    that candles are compact arrays and a request leaves no cyclic garbage (exchanges/retry.py): a
    2,000-symbol, 6-timeframe scan without the pause still ran 6 full collections of up to 540 ms
-   each (busy shared machine; the worst event-loop lag of the scan was 570 ms), against none
-   during the scan with it. So it stays, narrowly: the generation-2 threshold is lifted only
+   each (busy shared machine; worst event-loop lag of the scan 570 ms), against none during the
+   scan with it (worst lag 250 ms, the rest being CPU contention on that machine). So it stays, narrowly: the generation-2 threshold is lifted only
    while at least one scan runs and the caller's own threshold is put back when the last one
    ends; young collections keep running.
 
