@@ -4,13 +4,16 @@ Run from the repository root (see bench/README.md for what each number means)::
 
     python -m bench.scan            # every scenario, full size (a few minutes)
     python -m bench.scan --quick    # every scenario, small sizes (well under a minute)
-    python -m bench.scan pacing     # one scenario: requests | pacing | scale | cpu | memory
+    python -m bench.scan pacing     # one scenario: requests | pacing | learning | scale | cpu | memory
 
 Scenarios:
 
 - ``requests``: klines requests per symbol of a 1d,2d,3d,4d,1w scan (and with 4h) on every market;
 - ``pacing``: a scan against Binance's weight limit and Bybit's request-count limit, scaled down
   so they bind, with 50 ms latency: wall time over the lower bound the limit implies, 429s, bans;
+- ``learning``: the exchange's limit is lower than the client's table and nobody tells the
+  client (issue 13): published in the listing (Binance 600/min, real minute windows), not
+  published (scaled windows, learned from 429s), and dropping in the middle of a scan;
 - ``scale``: wall time, requests and CPU of a 6-timeframe scan as the symbol count grows;
 - ``cpu``: CPU seconds of aggregation plus every detector for one 6-timeframe pass, and the worst
   event-loop lag seen by a 10 ms probe during the scan;
@@ -40,10 +43,11 @@ from dataclasses import dataclass
 import psutil
 
 from exchanges import get_client_class
-from exchanges.rate_limit import reset_budgets
+from exchanges.rate_limit import get_budget, reset_budgets
 from scanner.analysis import BatchJob, batch_size, pack, start_analysis_process
 from scanner.cache import KlineCache, source_of
 from scanner.main import scan_exchange
+from scanner import runtime
 from scanner.registry import STRATEGY_NAMES, get_strategy
 
 ALL_MARKETS: tuple[str, ...] = (
@@ -59,6 +63,7 @@ PROBE_INTERVAL_S = 0.01
 RSS_SAMPLE_S = 0.05
 UNLIMITED = "1000000000/1/1"  # SCANNER_<KEY>_RATE_LIMIT value that never binds
 SERVER_START_TIMEOUT_S = 60.0
+OVER_LIMIT_SAMPLE_S = 0.001
 
 # (market, exchange capacity per window, window seconds, symbols) of the pacing runs; the scaled
 # limits bind within a few windows (the published ones: 6000 weight/60 s, 600 requests/5 s).
@@ -194,12 +199,20 @@ class RemoteServer:
     def reset(self) -> None:
         self._ask("reset")
 
+    def lower_limit(self, market: str, capacity: float) -> dict:
+        """The exchange lowers ``market``'s limit now (its windows start afresh), telling nobody;
+        returns the counters at that moment."""
+        return self._ask(f"limit {market} {capacity:g}")
+
 
 @contextlib.contextmanager
 def remote_server(symbols: int, markets: Sequence[str], latency: float = 0.0,
-                  limits: Sequence[tuple[str, float, float]] = ()) -> Iterator[RemoteServer]:
-    """A ``RemoteServer`` with rate limits on only for the markets in ``limits`` (capacity, window)."""
-    spec = {"symbols": symbols, "markets": list(markets), "latency": latency, "limits": [list(x) for x in limits]}
+                  limits: Sequence[tuple[str, float, float]] = (),
+                  bans: bool = True) -> Iterator[RemoteServer]:
+    """A ``RemoteServer`` with rate limits on only for the markets in ``limits`` (capacity, window);
+    ``bans=False`` turns off the fake's ban escalation (any refused request while limited -> 418)."""
+    spec = {"symbols": symbols, "markets": list(markets), "latency": latency,
+            "limits": [list(x) for x in limits], "bans": bans}
     code = f"from bench.scan import _serve_child; _serve_child({json.dumps(spec)!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             cwd=_repo_root())
@@ -224,22 +237,49 @@ def _serve_child(spec_json: str) -> None:
 
     spec = json.loads(spec_json)
     server = FakeExchangeServer(symbols=spec["symbols"], markets=spec["markets"], latency=spec["latency"])
-    limited = {m for m, _, _ in spec["limits"]}
+    limited = {m for m, *_ in spec["limits"]}
+    bans = spec.get("bans", True)
     for market in spec["markets"]:
         if market not in limited:
             server.set_rate_limit(market, enabled=False)
     for market, capacity, window in spec["limits"]:
-        server.set_rate_limit(market, capacity=capacity, window=window)
+        no_bans = {} if bans else {"ban_seconds": None}
+        server.set_rate_limit(market, capacity=capacity, window=window, **no_bans)
+    over_limit_times = _watch_over_limit(server)
     with server.run_in_thread():
         print(json.dumps(server.env()), flush=True)
         for command in sys.stdin:
-            if command.strip() == "reset":
+            words = command.split()
+            if words == ["reset"]:
                 server.reset_counters()
+                over_limit_times.clear()
+            elif words[:1] == ["limit"]:  # limit <market> <capacity>: the exchange lowers it now
+                server.set_rate_limit(words[1], capacity=float(words[2]))
             kinds: dict[str, dict[str, int]] = {}
             for (market, kind), n in server.requests_by_kind.items():
                 kinds.setdefault(market, {})[kind] = n
             print(json.dumps({"kinds": kinds, "rate_limited": dict(server.rate_limited), "bans": dict(server.bans),
-                              "listed": {m: len(server.usdt_symbols(m)) for m in spec["markets"]}}), flush=True)
+                              "listed": {m: len(server.usdt_symbols(m)) for m in spec["markets"]},
+                              "over_limit_at": list(over_limit_times)}), flush=True)
+
+
+def _watch_over_limit(server) -> list[float]:  # type: ignore[no-untyped-def]
+    """Epoch times of the server's over-limit answers (429s and bans), sampled every millisecond
+    by a thread of the server's process (the server counts them, but does not say when)."""
+    times: list[float] = []
+
+    def watch() -> None:
+        seen = 0
+        while True:
+            total = sum(server.rate_limited.values())
+            if total < seen:  # counters were reset
+                seen = 0
+            times.extend([time.time()] * (total - seen))
+            seen = total
+            time.sleep(OVER_LIMIT_SAMPLE_S)
+
+    threading.Thread(target=watch, name="over-limit-watch", daemon=True).start()
+    return times
 
 
 def _repo_root() -> str:
@@ -353,6 +393,116 @@ def pacing(market: str, capacity: float, window: float, symbols: int, margin: fl
     )
 
 
+@dataclass(frozen=True)
+class LearningCase:
+    """The exchange enforces ``capacity`` per ``window`` (dropping to ``drop_to`` ``drop_after`` s into
+    the scan, if set); the client is told ``told`` (a ``SCANNER_<KEY>_RATE_LIMIT`` value) or nothing."""
+
+    name: str
+    market: str
+    capacity: float
+    window: float
+    symbols: int
+    told: str | None = None
+    drop_after: float | None = None
+    drop_to: float | None = None
+    bans: bool = True
+    timeframes: tuple[str, ...] = DAILY_SET
+
+
+@dataclass
+class LearningResult:
+    case: LearningCase
+    listed: int
+    klines: int
+    weight: float
+    wall_s: float
+    bound_s: float
+    over_limit: int
+    over_limit_after_first_window: int
+    bans: int
+    failed: int
+    believed: float  # the limit the client's budget believes at the end
+
+    @property
+    def ratio(self) -> float:
+        return self.wall_s / self.bound_s if self.bound_s > 0 else math.inf
+
+
+# The issue's scenario at real size: a 1d..1w scan of Binance spot at a tenth of its published
+# 6,000/min, client not told. Then scaled windows with 1d scans (as in ``pacing``: the limit, not
+# the scanner's CPU, sets the pace), where the listing's per-minute figure does not describe the
+# window, so the client learns from 429s alone: the limit lowered from the start, and a limit that
+# drops mid-scan. Those two run with the fake's ban escalation off (it bans any request refused
+# while limited, so every request in flight at the first 429; real Binance bans repeat offenders).
+LEARNING_FULL: tuple[LearningCase, ...] = (
+    LearningCase("published", "binance_spot", 600.0, 60.0, 300),
+    LearningCase("not published", "binance_spot", 300.0, 2.0, 1000, told="3000/2", bans=False,
+                 timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 3000.0, 2.0, 1000, told="3000/2", drop_after=1.0,
+                 drop_to=300.0, bans=False, timeframes=("1d",)),
+)
+LEARNING_QUICK: tuple[LearningCase, ...] = (
+    LearningCase("not published", "binance_spot", 100.0, 1.0, 300, told="1000/1", bans=False,
+                 timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 1000.0, 1.0, 300, told="1000/1", drop_after=0.3,
+                 drop_to=100.0, bans=False, timeframes=("1d",)),
+)
+
+
+def learning(case: LearningCase, latency: float = LATENCY_S) -> LearningResult:
+    """A scan of ``case.timeframes`` while the exchange's limit is below what the client believes (issue 13).
+
+    The bound is the lower bound of ``pacing`` for the weight spent; for a drop, the time of the
+    drop plus the bound of the weight the exchange counted after it at the new limit. Over-limit
+    answers are counted after the first one's window too: learning allows one window of them.
+    """
+    from tests.fakes.exchange_markets import MARKET_CLASSES
+
+    cls = get_client_class(case.market)
+    key = cls.budget_key or cls.name
+    proto = MARKET_CLASSES[case.market]()
+    limits = [(case.market, case.capacity, case.window)]
+    with remote_server(case.symbols, [case.market], latency, limits, bans=case.bans) as server:
+        told = {limit_env(key): case.told} if case.told else {}
+        with environment({**server.env, **told}):
+            dropped: list[dict] = []
+
+            async def lower() -> None:
+                await asyncio.sleep(case.drop_after or 0.0)
+                dropped.append(await asyncio.to_thread(server.lower_limit, case.market, case.drop_to or 0.0))
+
+            async def run() -> list:
+                dropper = asyncio.create_task(lower()) if case.drop_after is not None else None
+                try:
+                    return (await scan_timeframes(case.market, case.timeframes, strategies=["test_bar"]))[1]
+                finally:
+                    if dropper is not None:
+                        dropper.cancel()
+
+            started = time.perf_counter()
+            results = asyncio.run(run())
+            wall = time.perf_counter() - started
+            believed = get_budget(key, cls.budget_limit, cls.budget_period).limit
+        counts = server.counters()
+
+    def weight_of(kinds: dict[str, int]) -> float:
+        return sum(n * proto.weight(kind, {}) for kind, n in kinds.items())
+
+    kinds = counts["kinds"].get(case.market, {})
+    weight = weight_of(kinds)
+    if dropped:
+        after = weight - weight_of(dropped[0]["kinds"].get(case.market, {}))
+        bound = case.drop_after + lower_bound(after, case.drop_to, case.window)
+    else:
+        bound = lower_bound(weight, case.capacity, case.window)
+    times = sorted(counts["over_limit_at"])
+    late = sum(t > times[0] + case.window for t in times) if times else 0
+    failed = sum(len(r.summaries[0].failed) + bool(r.summaries[0].error) for r in results)
+    return LearningResult(case, counts["listed"][case.market], kinds.get("klines", 0), weight, wall, bound,
+                          len(times), late, counts["bans"].get(case.market, 0), failed, believed)
+
+
 @dataclass
 class ScanRun:
     symbols: int
@@ -393,12 +543,12 @@ async def detector_cpu(market: str, timeframes: Sequence[str] = SIX_TIMEFRAMES) 
 
 
 def scanner_children() -> list[psutil.Process]:
-    """The scanner's own helper processes (the analysis process and multiprocessing's tracker),
-    not the fake exchange server."""
+    """The scanner's own helper processes (the analysis process, scanner.runtime), not the fake
+    exchange server."""
     own = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if any("multiprocessing" in part for part in child.cmdline()):
+            if any(runtime.WORKER_CODE in part for part in child.cmdline()):
                 own.append(child)
         except psutil.Error:
             continue
@@ -500,6 +650,23 @@ def print_pacing(results: Sequence[PacingResult]) -> None:
               + ("" if r.timeframes == ("1d",) else f" [{','.join(r.timeframes)}, all strategies]"))
 
 
+def print_learning(results: Sequence[LearningResult]) -> None:
+    print("\n[learning] scans with test_bar, 50 ms latency; the exchange's limit is below the client's table "
+          "and the client is not told it")
+    for r in results:
+        c = r.case
+        drop = f" -> {c.drop_to:g} at {c.drop_after:g}s" if c.drop_to else ""
+        limit = f"{c.capacity:g}/{c.window:g}s{drop}"
+        told = f"told {c.told}" if c.told else "told nothing (table 6000/60)"
+        print(f"  {c.name:<15} {','.join(c.timeframes)} scan, exchange {limit}, {told}"
+              f"{'' if c.bans else ', fake bans off'}: "
+              f"{r.listed} symbols, {r.klines / r.listed:.2f} klines req/symbol, weight {r.weight:g}; "
+              f"wall {r.wall_s:.2f}s, bound {r.bound_s:.2f}s -> wall/bound {r.ratio:.3f}; "
+              f"over-limit answers {r.over_limit} "
+              f"({r.over_limit_after_first_window} after the first one's window), "
+              f"bans {r.bans}, failed {r.failed}; limit believed at the end {r.believed:g}")
+
+
 def print_scale(runs: Sequence[ScanRun]) -> None:
     print("\n[scale] binance_spot, 6 timeframes, server in another process, budgets lifted")
     print(f"  {'symbols':>8}{'requests':>10}{'req/sym':>9}{'wall s':>9}{'ms/sym':>8}{'cpu s':>8}{'cpu ms/sym':>11}"
@@ -524,7 +691,7 @@ def print_memory(row: dict[str, float], symbols: int, markets: Sequence[str]) ->
           f"CPU {row['cpu_s']:.1f}s, worst loop lag {row['loop_lag_ms']:.1f} ms")
 
 
-SCENARIOS = ("requests", "pacing", "scale", "cpu", "memory")
+SCENARIOS = ("requests", "pacing", "learning", "scale", "cpu", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -548,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
         paced.append(pacing(market, capacity, window, n, margin=args.margin, timeframes=SIX_TIMEFRAMES,
                             strategies=STRATEGY_NAMES))
         print_pacing(paced)
+    if "learning" in chosen:
+        print_learning([learning(case) for case in (LEARNING_QUICK if args.quick else LEARNING_FULL)])
     if "scale" in chosen:
         print_scale(scale(size["scale"]))
     if "cpu" in chosen:
@@ -563,6 +732,7 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "LoopLagProbe", "PacingResult", "ScanRun", "detector_cpu", "lower_bound", "measured_scan", "pacing",
+    "LearningCase", "LearningResult", "LoopLagProbe", "PacingResult", "ScanRun", "detector_cpu", "learning",
+    "lower_bound", "measured_scan", "pacing",
     "peak_rss_child", "requests_per_symbol", "scale",
 ]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
 import time
 from abc import ABC, abstractmethod
@@ -39,7 +38,6 @@ from typing import Any, ClassVar
 import aiohttp
 import numpy as np
 import pandas as pd
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from exchanges.errors import (
     BadCandles,
@@ -57,7 +55,9 @@ from exchanges.rate_limit import (
     RetryPolicy,
     UsageHeaders,
     get_budget,
+    weight_limits,
 )
+from exchanges.retry import backoff_delay, call_with_retries
 from utils.candles import ohlcv_frame
 from utils.config import get_base_url
 from utils.time_slice import yield_if_slice_used
@@ -93,16 +93,6 @@ def default_retry() -> RetryPolicy:
     return _default_retry or RetryPolicy()
 
 
-def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based): capped exponential plus jitter.
-
-    ``base * 2**(attempt-1)``, at most ``backoff_cap``, plus a uniform ``[0, jitter]`` so that many
-    requests failing together do not come back together.
-    """
-    step = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
-    return step + (rng or random).uniform(0.0, policy.jitter)
-
-
 def is_leveraged(base: str, listed_bases: set[str] | frozenset[str] = frozenset()) -> bool:
     """A leveraged token's base: ``BTC3L``/``ETH5S``, or ``<listed base>UP/DOWN/BULL/BEAR``.
 
@@ -128,18 +118,6 @@ def without_leveraged(
     """
     bases = {base(m) for m in markets}
     return [symbol(m) for m in markets if not is_leveraged(base(m), bases)]
-
-
-def _release(retrying: AsyncRetrying) -> None:
-    """Break the reference cycles a finished ``AsyncRetrying`` leaves (tenacity 9).
-
-    Its pending actions refer back to it, and so does its call state. Left alone, every request
-    becomes some thirty objects of cyclic garbage that only a full collection frees: 127,000
-    objects and a 200 ms collection after a 4,000-request scan. Freed here, they go by reference
-    counting. tests/test_exchange_clients.py checks that a request leaves no cycles.
-    """
-    retrying.iter_state.reset()
-    retrying._retry_state = None  # noqa: SLF001 - set by __aiter__, read only by __anext__
 
 
 def empty_frame() -> pd.DataFrame:
@@ -345,13 +323,14 @@ class BaseExchangeClient(ABC):
                 symbol=symbol,
             )
 
-    def _wait_seconds(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+    def _wait_seconds(self, exc: Exception, attempt: int) -> float:
+        """Seconds before the next attempt: the exchange's Retry-After, else the policy's backoff."""
         if isinstance(exc, RateLimited) and exc.retry_after:
             return float(exc.retry_after)
-        return backoff_delay(self.retry, state.attempt_number)
+        return backoff_delay(self.retry, attempt)
 
-    def _should_retry(self, exc: BaseException) -> bool:
+    def _should_retry(self, exc: Exception) -> bool:
+        """Only temporary errors, and no Retry-After longer than the policy sits through."""
         if not isinstance(exc, TemporaryError):
             return False
         return not (isinstance(exc, RateLimited) and (exc.retry_after or 0) > self.retry.max_retry_after)
@@ -359,23 +338,18 @@ class BaseExchangeClient(ABC):
     async def _get(self, path: str, params: dict | None = None, *, weight: float = 1,
                    symbol: str | None = None) -> Any:
         """GET ``path`` within the budget, retrying temporary errors; the unwrapped JSON payload."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=self._wait_seconds,
-            retry=retry_if_exception(self._should_retry),
-            reraise=True,
-        )
         task = asyncio.current_task()
         if task is not None:
             self._requesting.add(task)
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._send(path, params or {}, weight, symbol)
+            return await call_with_retries(
+                lambda: self._send(path, params or {}, weight, symbol),
+                self.retry.attempts,
+                self._should_retry,
+                self._wait_seconds,
+            )
         finally:
             self._requesting.discard(task)
-            _release(retrying)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _send(self, path: str, params: dict, weight: float, symbol: str | None) -> Any:
         budget = self.budget
@@ -401,10 +375,14 @@ class BaseExchangeClient(ABC):
         await yield_if_slice_used()  # decoding is the loop's heaviest work: take turns (utils.time_slice)
         return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
 
-    def _rate_limited(self, message: str, retry_after: float | None, kw: dict) -> RateLimited:
-        """A RateLimited error; a Retry-After also holds every client of the budget that long."""
+    def _rate_limited(self, message: str, retry_after: float | None, headers: Any, kw: dict) -> RateLimited:
+        """A RateLimited error. The budget lowers the limit it believes (from the usage the answer
+        reports, else by halving it), and a Retry-After holds every client of the budget that long."""
+        budget = self.budget
+        usage = self.usage_headers
+        budget.rate_limited(usage.stated_limit(dict(headers or {})) if usage is not None else None)
         if retry_after:
-            self.budget.pause(retry_after)
+            budget.pause(retry_after)
         return RateLimited(self.name, message, retry_after=retry_after, **kw)
 
     def _interpret(self, status: int, headers: Any, text: str, symbol: str | None) -> Any:
@@ -423,14 +401,14 @@ class BaseExchangeClient(ABC):
             self.budget.ban(until)
             raise IPBanned(self.name, f"IP banned: {message}", until=until, **kw)
         if status == 429:
-            raise self._rate_limited(message, retry_after, kw)
+            raise self._rate_limited(message, retry_after, headers, kw)
         if status >= 500:
             raise TemporaryError(self.name, message, **kw)
         if not parsed:
             raise BadResponse(self.name, f"body is not JSON: {_snippet(text)!r}", **kw)
         if status >= 400 or self._envelope_error(body):
             if code is not None and code in self.rate_limit_codes:
-                raise self._rate_limited(message, retry_after, kw)
+                raise self._rate_limited(message, retry_after, headers, kw)
             if self._is_bad_symbol(code, message, status):
                 raise BadSymbol(self.name, message, **kw)
             raise BadResponse(self.name, message, **kw)
@@ -563,6 +541,16 @@ class BaseExchangeClient(ABC):
         """Symbol -> base units per contract, for markets whose volume is counted in contracts."""
         return {}
 
+    def _published_limits(self, payload: Any) -> list[tuple[float, float]]:
+        """``(weight, seconds)`` request-weight limits the listing publishes (Binance style by default).
+
+        Binance spot and USD-M (and MEXC spot, where it fills the list) put them in
+        ``exchangeInfo.rateLimits``; a listing without them gives none. Unreadable entries are
+        skipped: the limits only ever lower the budget, they never fail a listing.
+        """
+        rules = payload.get("rateLimits") if isinstance(payload, dict) else None
+        return weight_limits(rules) if isinstance(rules, list) else []
+
     async def get_all_spot_symbols(self) -> list[str]:
         """Tradable USDT markets of this client (perpetuals for futures clients), sorted.
 
@@ -578,16 +566,26 @@ class BaseExchangeClient(ABC):
         return list(self._symbols)
 
     async def _list_symbols(self) -> list[str]:
-        """One listing call: the symbols, and the contract sizes of futures markets."""
+        """One listing call: the symbols, the contract sizes of futures markets, the published limits.
+
+        Only the reading of the exchange's payload is translated into ``BadResponse``: a listing
+        page without the fields it should have (``_fetch_listing`` following a cursor) or entries
+        of the wrong type. The request itself (budget, retries, session) runs outside that
+        handler, so a fault of our own surfaces as itself, never as "an unexpected shape".
+        """
         try:
             payload = await self._fetch_listing()
+        except (KeyError, TypeError, IndexError) as exc:
+            raise BadResponse(self.name, f"listing page has an unexpected shape ({exc!r})") from None
+        try:
             symbols = self.parse_symbols(payload)
-            if self.contract_volume:
-                _CONTRACT_SIZES.setdefault((self.name, self.base_url), {}).update(
-                    self.parse_contract_sizes(payload)
-                )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            sizes = self.parse_contract_sizes(payload) if self.contract_volume else {}
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise BadResponse(self.name, f"listing has an unexpected shape ({exc!r})") from None
+        if sizes:
+            _CONTRACT_SIZES.setdefault((self.name, self.base_url), {}).update(sizes)
+        for limit, period in self._published_limits(payload):
+            self.budget.learn_limit(limit, period, "the exchange's published rateLimits")
         return sorted(symbols)
 
 

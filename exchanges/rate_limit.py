@@ -21,6 +21,19 @@ exceed the published limit together. It combines four brakes:
   never has to be guessed;
 - an IP ban (HTTP 418, Bybit's 403): every client of the budget refuses to send until it ends.
 
+What the exchange says overrides the built-in table, downward only (issue 13): a client is not
+told when several tools share its IP or the exchange lowers a limit, and Binance answers repeated
+429s with IP bans. So a budget learns its limit:
+
+- from the limits the exchange publishes (Binance's ``exchangeInfo.rateLimits``, read by every
+  listing call): a lower request-weight limit over the budget's period replaces the table's for
+  the rest of the process (``learn_limit``);
+- from a rate-limited answer (``rate_limited``): the used weight the exchange reports with it (or
+  the limit a ``remaining``-style exchange states) is the limit from then on; without such a
+  number the allowance is halved, at most once per period (multiplicative decrease). The lowered
+  limit holds for ``HOLD_PERIODS`` periods without a 429, then grows back by ``GROWTH_PER_PERIOD``
+  per period up to the table's (or published) limit, so a limit raised again is found again.
+
 The published limit of a budget can be overridden with ``SCANNER_<KEY>_RATE_LIMIT`` set to
 ``"<capacity>/<window seconds>"`` or ``"<capacity>/<window seconds>/<margin>"`` (``<KEY>`` is the
 budget key in capitals, e.g. ``SCANNER_BINANCE_SPOT_RATE_LIMIT=1200/60`` for an IP shared with
@@ -30,6 +43,7 @@ other tools), read when the budget is first used.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import re
@@ -37,6 +51,9 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Share of a published limit the client allows itself (the rest absorbs other users of the IP).
 SAFETY_MARGIN = 0.9
@@ -70,6 +87,16 @@ WEIGHT_EPS = 1e-9
 SMALLEST_WEIGHT = 1.0
 # Environment override of a budget's published limit (module docstring).
 LIMIT_ENV = "SCANNER_{key}_RATE_LIMIT"
+# After a 429 that reports no usable number, the limit believed is multiplied by this ...
+DECREASE_FACTOR = 0.5
+# ... the lowered limit holds this many periods without a 429 ...
+HOLD_PERIODS = 30
+# ... then grows by this share per period (compounded) back to the table's or published limit.
+GROWTH_PER_PERIOD = 0.05
+# Published limit intervals (Binance ``rateLimits[].interval``) in seconds.
+INTERVAL_SECONDS: dict[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
+# The published limit type that request weight counts against.
+WEIGHT_LIMIT_TYPE = "REQUEST_WEIGHT"
 
 
 @dataclass(frozen=True)
@@ -100,14 +127,40 @@ class UsageHeaders:
     reset: str | None = None
     reset_kind: str = "epoch"
 
+    def stated_limit(self, values: dict[str, str]) -> float | None:
+        """What an over-limit answer's headers say the limit is: the used weight the exchange
+        counted (it refused more), or the limit a ``remaining``-style exchange states."""
+        lookup = {k.lower(): v for k, v in values.items()}
+        name = self.used or self.limit
+        number = _number(lookup.get(name.lower())) if name else None
+        return number if number is not None and number > 0 else None
 
-def _number(value: str | None) -> float | None:
+
+def _number(value: Any) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
-    except ValueError:
+        number = float(value)
+    except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def weight_limits(rules: list[Any]) -> list[tuple[float, float]]:
+    """``(weight, seconds)`` of the request-weight entries of a Binance-style ``rateLimits`` list.
+
+    ``{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}``
+    gives ``(6000, 60)``; other types (orders, raw requests) and unreadable entries are skipped.
+    """
+    found = []
+    for rule in rules:
+        if not isinstance(rule, dict) or rule.get("rateLimitType") != WEIGHT_LIMIT_TYPE:
+            continue
+        unit = INTERVAL_SECONDS.get(str(rule.get("interval", "")).upper())
+        count, limit = _number(rule.get("intervalNum", 1)), _number(rule.get("limit"))
+        if unit is not None and count and count > 0 and limit and limit > 0:
+            found.append((limit, unit * count))
+    return found
 
 
 def _epoch_seconds(value: float) -> float:
@@ -139,10 +192,11 @@ class HostBudget:
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.key = key
-        self.limit = float(limit)
+        self.ceiling = float(limit)  # the table's (or env) limit, lowered by published limits
         self.period = float(period)
         self.margin = margin
-        self.capacity = max(self.limit * margin, 1.0)
+        self._cut: float | None = None  # the limit believed since the last 429 ...
+        self._cut_at = -math.inf  # ... set then (epoch seconds)
         self.max_in_flight = max(int(max_in_flight), 1)
         self.request_count = 0  # requests actually sent (counted by the client when it sends)
         self.banned_until = 0.0
@@ -161,6 +215,76 @@ class HostBudget:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self._changed: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ the limit believed
+
+    def limit_at(self, now: float) -> float:
+        """The limit believed at ``now``: the ceiling, or a 429's cut growing back to it."""
+        if self._cut is None:
+            return self.ceiling
+        periods = (now - self._cut_at) / self.period - HOLD_PERIODS
+        if periods <= 0:
+            return min(self._cut, self.ceiling)
+        grown = self._cut * (1.0 + GROWTH_PER_PERIOD) ** periods
+        if grown >= self.ceiling:
+            self._cut = None
+            return self.ceiling
+        return grown
+
+    @property
+    def limit(self) -> float:
+        """The exchange's limit per ``period`` as this budget believes it now."""
+        return self.limit_at(time.time())
+
+    def capacity_at(self, now: float) -> float:
+        """Weight the client allows itself per period: the believed limit times the margin."""
+        return max(self.limit_at(now) * self.margin, 1.0)
+
+    @property
+    def capacity(self) -> float:
+        return self.capacity_at(time.time())
+
+    def learn_limit(self, limit: float, period: float, source: str) -> bool:
+        """A limit the exchange publishes: below the ceiling (same period), it is the ceiling from now.
+
+        Only ever lowers the limit (a published value above the table does not raise it). A limit
+        over another period is not comparable with this budget's window and is ignored. Returns
+        whether the limit changed.
+        """
+        if not (math.isfinite(limit) and limit > 0) or abs(period - self.period) > WEIGHT_EPS:
+            return False
+        if limit >= self.ceiling - WEIGHT_EPS:
+            return False
+        log.info("%s: rate limit lowered from %g to %g per %gs (%s)",
+                 self.key, self.ceiling, limit, period, source)
+        self.ceiling = float(limit)
+        self._notify()
+        return True
+
+    def rate_limited(self, stated: float | None = None) -> None:
+        """An over-limit answer (429 or the exchange's own code): lower the limit believed.
+
+        ``stated`` is the limit the answer's headers imply (``UsageHeaders.stated_limit``). Below
+        the limit believed, it becomes the limit; otherwise the limit is multiplied by
+        ``DECREASE_FACTOR``, at most once per period: the requests in flight when the first 429
+        came are answered 429 too, and must not halve it again. Either way the lowered limit
+        holds ``HOLD_PERIODS`` periods, then grows back (module docstring).
+        """
+        now = time.time()
+        believed = self.limit_at(now)
+        if stated is not None and stated < believed - WEIGHT_EPS:
+            lowered = stated
+        elif now - self._cut_at >= self.period:
+            lowered = believed * DECREASE_FACTOR
+        else:
+            return
+        log.info("%s: rate limited; limit now believed %g per %gs (was %g)",
+                 self.key, lowered, self.period, believed)
+        self._cut, self._cut_at = lowered, now
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
     # ------------------------------------------------------------------ state
 
@@ -205,7 +329,7 @@ class HostBudget:
 
     def _wait_for_room(self, weight: float, now: float) -> float:
         """Seconds until ``weight`` more fits the allowance (``inf``: only an answer can make room)."""
-        excess = self.in_use(now) + weight - self.capacity
+        excess = self.in_use(now) + weight - self.capacity_at(now)
         if excess <= WEIGHT_EPS:
             return 0.0
         expiries = [(answered + self.period, w) for answered, w in self._log]
@@ -292,7 +416,9 @@ class HostBudget:
             return
         remaining = _number(lookup.get(headers.remaining.lower()))
         limit = _number(lookup.get(headers.limit.lower())) if headers.limit else None
-        limit = limit or self.limit
+        if limit is not None and limit > 0:
+            self.learn_limit(limit, self.period, "the exchange's usage headers")
+        limit = limit or self.limit_at(now)
         if remaining is None:
             return
         reset = _number(lookup.get(headers.reset.lower())) if headers.reset else None
@@ -322,7 +448,7 @@ class HostBudget:
         if others > 0:
             self._external = max(self._external, others)
             self._external_until = now + self.period
-        if used >= self.capacity - WEIGHT_EPS:
+        if used >= self.capacity_at(now) - WEIGHT_EPS:
             wait = min(self._wait_for_room(SMALLEST_WEIGHT, now), self.period)
             self.paused_until = max(self.paused_until, now + wait)
 

@@ -1,30 +1,23 @@
 """Detector work on fetched candles, off the event loop: clean, volume-filter, analyse, report hits.
 
 ``Analyser.analyse`` is what a scan awaits for each batch of symbols (``batch_size``). The work runs in
-one separate process by default. A worker thread was not enough: while it ran the detectors it held
-the interpreter lock often enough to stall the event loop for 100-120 ms at a time in the
-2,000-symbol benchmark (bench/scan.py), and without the detectors the same scan stalled 20 ms at
-most. A batch travels as the native candles' arrays (cheap to pickle); slicing and aggregating
-into the timeframe happen in the worker too; the hits come back as ``Hit`` objects.
+the analysis process (``scanner.runtime``, which says why and what it buys). A batch travels as the
+native candles' arrays (cheap to pickle); slicing and aggregating into the timeframe happen in the
+worker too; the hits come back as ``Hit`` objects.
 
-The thread is still used when the process cannot be: strategies that cannot be pickled (a
-detector defined in a notebook cell, a test's stand-in), a process that cannot start or has died
-(logged once, then every later batch uses the thread), or ``SCANNER_ANALYSIS=thread``.
+The thread is used when the process cannot be: strategies that cannot be pickled (a detector
+defined in a notebook cell, a test's stand-in), a process that cannot start or has died (logged
+once, then every later batch uses the thread), or ``SCANNER_ANALYSIS=thread``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import pickle
-import sys
-import threading
-import types
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scanner import runtime
 from scanner.cache import Source
 from scanner.registry import Strategy
-from utils.candles import Candles
-from utils.time_slice import yield_if_slice_used
 from scanner.results import Hit
+from scanner.runtime import WorkerProcess, yield_if_slice_used
+from utils.candles import Candles
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 log = logging.getLogger(__name__)
@@ -49,9 +43,8 @@ ANALYSIS_ENV = "SCANNER_ANALYSIS"
 
 # One thread for the fallback: several CPU-bound threads starve the event loop of the GIL.
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scanner-detectors")
-_pool_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_pool_broken: str | None = None  # why the process is no longer used, once it failed
+# Batches analysed in the analysis process since start (tests and benchmarks: where the work ran).
+batches_in_process = 0
 
 __all__ = [
     "ANALYSIS_MODES",
@@ -289,11 +282,6 @@ class BatchJob:
         )
 
 
-def _ready() -> bool:
-    """Run once in the new process: importing this module loads pandas and every detector."""
-    return True
-
-
 def analysis_mode() -> str:
     """``process`` (default) or ``thread``, from ``SCANNER_ANALYSIS``; ``ValueError`` otherwise."""
     mode = os.environ.get(ANALYSIS_ENV, "process").strip().lower() or "process"
@@ -302,62 +290,14 @@ def analysis_mode() -> str:
     return mode
 
 
-def start_analysis_process() -> ProcessPoolExecutor | None:
-    """The process-wide analysis process, started on first use (None when it cannot be used).
-
-    A scan calls this before listing symbols, so the process imports pandas while the first
-    candles are fetched. ``spawn`` is used on every platform: forking a process that already runs
-    threads (the event loop's resolver, the fallback thread) is unsafe.
-    """
-    global _pool
-    with _pool_lock:
-        if _pool_broken is not None:
-            return None
-        if _pool is None:
-            try:
-                with _main_module_hidden():
-                    _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-                    _pool.submit(_ready)  # starts the process now, while __main__ is hidden
-            except (OSError, RuntimeError, ValueError) as exc:
-                _give_up(f"could not start the analysis process: {exc!r}")
-        return _pool
-
-
-@contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start processes without telling them the caller's ``__main__``.
-
-    multiprocessing's spawn re-runs the parent's main script in the child. A cron script that calls
-    ``run_scan`` at top level, without an ``if __name__ == "__main__"`` guard, would then scan (and
-    send alerts) a second time inside the analysis process. The child only needs this package.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
+def start_analysis_process() -> WorkerProcess | None:
+    """The process-wide analysis process, started on first use (None when it cannot be used)."""
+    return runtime.analysis_process()
 
 
 def shutdown_analysis_process() -> None:
     """Stop the analysis process and forget any failure: the next scan starts a fresh one."""
-    global _pool, _pool_broken
-    with _pool_lock:
-        pool, _pool, _pool_broken = _pool, None, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _give_up(reason: str) -> None:
-    """Stop using the process for good (the caller holds ``_pool_lock`` or is the loop)."""
-    global _pool, _pool_broken
-    if _pool_broken is None:
-        log.warning("%s; detectors run in a thread from now on", reason)
-    _pool_broken = reason
-    pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    runtime.stop_analysis_process()
 
 
 def _picklable(strategies: Sequence[Strategy]) -> bool:
@@ -387,6 +327,7 @@ class Analyser:
 
     async def analyse(self, batch: Sequence[tuple[str, Candles]]) -> BatchOutcome:
         """Analyse native candles (``KlineCache.native``) of a batch off the event loop."""
+        global batches_in_process
         loop = asyncio.get_running_loop()
         await yield_if_slice_used()
         packed = pack(batch, self.job.source.depth)
@@ -394,13 +335,16 @@ class Analyser:
         if executor is not None:
             try:
                 work = loop.run_in_executor(executor, self.job.run, packed)
-            except RuntimeError as exc:  # shut down meanwhile (interpreter exit, another thread)
-                with _pool_lock:
-                    _give_up(f"the analysis process is shut down ({exc!r})")
+            except BrokenProcessPool as exc:
+                runtime.give_up(f"the analysis process died ({exc})")
+            except RuntimeError as exc:  # shut down under this scan (interpreter exit, another thread)
+                runtime.give_up(f"the analysis process is shut down ({exc!r})")
             else:
                 try:
-                    return await work
+                    outcome = await work
                 except BrokenProcessPool as exc:
-                    with _pool_lock:
-                        _give_up(f"the analysis process died ({exc!r})")
+                    runtime.give_up(f"the analysis process died ({exc})")
+                else:
+                    batches_in_process += 1
+                    return outcome
         return await loop.run_in_executor(_THREAD, self.job.run, packed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scanner import analysis, registry
+from breakout_vsa.core import test_bar_panel
+from scanner import analysis, registry, runtime
 from scanner.cache import KlineCache
 from scanner.main import run_scan
 from tests.fakes import detectors
 from utils.candles import Candles
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def dying_in_the_analysis_process(o, h, l, c, v) -> dict:
+    """test_bar here; kills the process it runs in when that is the analysis process."""
+    if runtime.in_analysis_process():
+        os._exit(3)
+    return test_bar_panel(o, h, l, c, v)
 
 
 def keys(result) -> list[tuple]:
@@ -36,8 +45,9 @@ async def test_the_process_and_the_thread_find_the_same_hits(monkeypatch, fresh_
     monkeypatch.setenv(analysis.ANALYSIS_ENV, "thread")
     in_thread = await run_scan("2d", "all", "demo", cache=KlineCache(), progress=False)
     monkeypatch.setenv(analysis.ANALYSIS_ENV, "process")
+    before = analysis.batches_in_process
     in_process = await run_scan("2d", "all", "demo", cache=KlineCache(), progress=False)
-    assert analysis._pool is not None and analysis._pool_broken is None  # it really ran in the process
+    assert analysis.batches_in_process > before and runtime._broken is None  # it really ran in the process
     assert keys(in_process) == keys(in_thread) and len(in_thread.hits) > 50
     assert [h.metrics for h in sorted(in_process.hits, key=lambda h: (h.strategy, h.symbol))] == [
         h.metrics for h in sorted(in_thread.hits, key=lambda h: (h.strategy, h.symbol))
@@ -52,9 +62,10 @@ def with_panel(monkeypatch, panel) -> None:
 async def test_a_detector_bug_in_the_process_costs_only_its_markets(monkeypatch, fresh_process) -> None:
     clean = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
     with_panel(monkeypatch, detectors.failing_on_odd_closes)
+    before = analysis.batches_in_process
     result = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
     summary = result.summaries[0]
-    assert analysis._pool is not None and analysis._pool_broken is None
+    assert analysis.batches_in_process > before and runtime._broken is None
     assert summary.detector_errors and {e["strategy"] for e in summary.detector_errors} == {"test_bar"}
     assert all("detector bug" in e["reason"] for e in summary.detector_errors)
     others = lambda r: [k for k in keys(r) if k[0] != "test_bar"]  # noqa: E731
@@ -63,11 +74,11 @@ async def test_a_detector_bug_in_the_process_costs_only_its_markets(monkeypatch,
 
 async def test_a_dead_process_falls_back_to_the_thread_and_loses_nothing(monkeypatch, caplog, fresh_process) -> None:
     clean = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
-    with_panel(monkeypatch, detectors.dying_in_a_child_process)
+    with_panel(monkeypatch, dying_in_the_analysis_process)
     result = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
     assert keys(result) == keys(clean)
     assert result.summaries[0].detector_errors == []
-    assert analysis._pool_broken is not None and "died" in analysis._pool_broken
+    assert runtime._broken is not None and "died" in runtime._broken and "exit code 3" in runtime._broken
     assert any("detectors run in a thread" in r.getMessage() for r in caplog.records)
 
 
@@ -114,10 +125,10 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path) -> None:
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from scanner.cache import KlineCache\n"
         "from scanner.main import run_scan\n"
-        "from scanner import analysis\n"
+        "from scanner import analysis, runtime\n"
         "print('TOP LEVEL RAN', flush=True)\n"
         "result = asyncio.run(run_scan('1d', 'all', 'demo', cache=KlineCache(), progress=False))\n"
-        "print('HITS', len(result.hits), 'PROCESS', analysis._pool is not None, analysis._pool_broken)\n"
+        "print('HITS', len(result.hits), 'PROCESS', analysis.batches_in_process > 0, runtime._broken)\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -132,4 +143,4 @@ async def test_a_process_shut_down_under_a_scan_falls_back_to_the_thread(monkeyp
     pool.shutdown(wait=True)  # as at interpreter exit: submitting now raises RuntimeError
     result = await run_scan("1d", "all", "demo", cache=KlineCache(), progress=False)
     assert keys(result) == keys(clean)
-    assert analysis._pool_broken is not None and "shut down" in analysis._pool_broken
+    assert runtime._broken is not None and "shut down" in runtime._broken

@@ -1,0 +1,136 @@
+"""Budgets learn the real limit (issue 13): published limits and usage override the table downward,
+a 429 lowers the limit believed (multiplicative decrease without a number), which grows back slowly.
+
+The budget rules are checked at chosen instants (``limit_at(now)``), never by sleeping; the client
+paths run against the fake exchange with its limit lowered and the client not told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from exchanges.binance import BinanceSpotClient
+from exchanges.errors import RateLimited
+from exchanges.kucoin import KucoinSpotClient
+from exchanges.mexc import MexcFuturesClient
+from exchanges.rate_limit import (
+    DECREASE_FACTOR,
+    GROWTH_PER_PERIOD,
+    HOLD_PERIODS,
+    RetryPolicy,
+    UsageHeaders,
+    configure_budget,
+    get_budget,
+    weight_limits,
+)
+from tests.fakes.exchange_server import FakeExchangeServer
+
+# Long Retry-Afters are not slept through: the request fails at once with RateLimited.
+NO_WAIT = RetryPolicy(attempts=2, backoff_base=0.01, backoff_cap=0.02, jitter=0.0, timeout=2.0,
+                      max_retry_after=0.5)
+
+pytestmark = pytest.mark.usefixtures("fresh_exchange_state")
+
+
+def test_request_weight_entries_of_a_binance_rate_limit_list_are_read() -> None:
+    rules = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "FORTNIGHT", "intervalNum": 1, "limit": 5},
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "limit": "many"},
+        "garbage",
+    ]
+    assert weight_limits(rules) == [(6000, 60.0), (300, 10.0)]
+
+
+def test_a_published_limit_only_ever_lowers_the_budget_and_only_over_the_same_period() -> None:
+    budget = configure_budget("published", 6000, 60.0, margin=0.9)
+    assert not budget.learn_limit(8000, 60.0, "test")  # above the table: ignored
+    assert not budget.learn_limit(100, 10.0, "test")  # another window: not comparable
+    assert budget.limit == 6000
+    assert budget.learn_limit(600, 60.0, "test")
+    assert (budget.limit, budget.capacity) == (600, pytest.approx(540))
+    assert not budget.learn_limit(1200, 60.0, "test")  # never raised again
+
+
+def test_a_429_with_the_used_weight_makes_that_the_limit() -> None:
+    budget = configure_budget("stated", 6000, 60.0)
+    budget.rate_limited(stated=600)
+    assert budget.limit == 600
+    budget.rate_limited(stated=600)  # the requests in flight meanwhile: same news, no further cut
+    assert budget.limit == 600
+
+
+def test_a_429_without_numbers_halves_the_limit_once_per_period() -> None:
+    budget = configure_budget("blind", 600, 5.0)
+    budget.rate_limited()
+    budget.rate_limited()  # answered in the same period: one decrease for the whole burst
+    assert budget.limit == 600 * DECREASE_FACTOR
+    budget._cut_at -= 5.0  # one period later a new 429 is new news
+    budget.rate_limited()
+    assert budget.limit == 600 * DECREASE_FACTOR**2
+
+
+def test_the_lowered_limit_holds_then_grows_back_slowly_to_the_ceiling() -> None:
+    period = 10.0
+    budget = configure_budget("recover", 6000, period)
+    budget.rate_limited(stated=600)
+    cut_at = budget._cut_at
+    held = cut_at + HOLD_PERIODS * period
+    assert budget.limit_at(held - 1) == 600
+    assert budget.limit_at(held + period) == pytest.approx(600 * (1 + GROWTH_PER_PERIOD))
+    assert budget.limit_at(held + 5 * period) < 600 * 1.3  # slowly: 5 periods, under +30 %
+    assert budget.limit_at(held + 100 * period) == 6000  # and back to the table in the end
+
+
+def test_usage_headers_that_state_the_limit_lower_it() -> None:
+    budget = configure_budget("stated-headers", 2000, 30.0)
+    headers = UsageHeaders(remaining="left", limit="cap", reset="reset", reset_kind="delta_ms")
+    budget.observe(headers, {"left": "400", "cap": "500", "reset": "1000"})
+    assert budget.limit == 500
+    assert headers.stated_limit({"cap": "0"}) is None  # an injected fault's zero is no limit
+
+
+async def test_the_listing_teaches_a_binance_client_the_lowered_published_limit() -> None:
+    async with FakeExchangeServer(symbols=5, markets=["binance_spot"]) as server:
+        server.set_rate_limit("binance_spot", capacity=600)  # a tenth of the published 6,000
+        async with BinanceSpotClient(base_url=server.base_url("binance_spot"), retry=NO_WAIT) as client:
+            assert client.budget.limit == 6000
+            await client.get_all_spot_symbols()
+            assert client.budget.limit == 600
+        assert get_budget("binance_spot", 6000, 60.0).capacity == pytest.approx(540)  # for the whole process
+
+
+async def test_a_binance_429_teaches_the_client_the_weight_the_exchange_allowed() -> None:
+    async with FakeExchangeServer(symbols=3, markets=["binance_spot"]) as server:
+        # 30 weight per hour (fixed, aligned): the 16th weight-2 request is refused; no ban escalation.
+        server.set_rate_limit("binance_spot", capacity=30, window=3600, ban_seconds=None)
+        symbol = server.usdt_symbols("binance_spot")[0]
+        async with BinanceSpotClient(base_url=server.base_url("binance_spot"), retry=NO_WAIT) as client:
+            with pytest.raises(RateLimited):
+                for _ in range(16):
+                    await client.fetch_klines(symbol, "1d", 10)
+            assert client.budget.limit == 30
+            assert client.budget.paused_until > 0  # and its Retry-After holds the budget
+
+
+async def test_a_rate_limited_envelope_without_numbers_halves_the_limit() -> None:
+    async with FakeExchangeServer(symbols=3, markets=["mexc_futures"], rate_limits=False) as server:
+        symbol = server.usdt_symbols("mexc_futures")[0]
+        server.add_fault("429", market="mexc_futures", path="klines", times=1, retry_after=0)
+        async with MexcFuturesClient(base_url=server.base_url("mexc_futures"), retry=NO_WAIT) as client:
+            frame = await client.fetch_klines(symbol, "1d", 10)  # 510 "too frequent", retried
+            assert len(frame) == 10
+            assert client.budget.limit == MexcFuturesClient.budget_limit * DECREASE_FACTOR
+
+
+async def test_kucoin_usage_headers_teach_the_client_a_lowered_limit() -> None:
+    async with FakeExchangeServer(symbols=3, markets=["kucoin_spot"]) as server:
+        server.set_rate_limit("kucoin_spot", capacity=500)
+        symbol = server.usdt_symbols("kucoin_spot")[0]
+        async with KucoinSpotClient(base_url=server.base_url("kucoin_spot"), retry=NO_WAIT) as client:
+            await asyncio.wait_for(client.fetch_klines(symbol, "1d", 10), 10)
+            assert client.budget.limit == 500
