@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from breakout_vsa import helpers as hp
-from breakout_vsa.helpers import OHLCV_COLUMNS, frame_arrays
+from breakout_vsa.helpers import OHLCV_COLUMNS, frame_arrays  # noqa: F401 (re-exported for callers of core)
 from utils.strategy_spec import COMMON_FIELDS, AlertField, Param
 
 
@@ -445,8 +445,8 @@ test_bar_vsa.__test__ = False  # type: ignore[attr-defined]
 
 # The seed's per-strategy names, defined next to each parameter set (those modules import this one,
 # so they are imported last; ``breakout_vsa/__init__`` imports this module first).
-from breakout_vsa.strategies.breakout_bar import breakout_bar_panel, breakout_bar_vsa  # noqa: E402
-from breakout_vsa.strategies.loaded_bar import loaded_bar_panel, loaded_bar_vsa  # noqa: E402
-from breakout_vsa.strategies.reversal_bar import reversal_bar_panel, reversal_bar_vsa  # noqa: E402
-from breakout_vsa.strategies.start_bar import start_bar_panel, start_bar_vsa  # noqa: E402
-from breakout_vsa.strategies.stop_bar import stop_bar_panel, stop_bar_vsa  # noqa: E402
+from breakout_vsa.strategies.breakout_bar import breakout_bar_panel, breakout_bar_vsa  # noqa: E402, F401
+from breakout_vsa.strategies.loaded_bar import loaded_bar_panel, loaded_bar_vsa  # noqa: E402, F401
+from breakout_vsa.strategies.reversal_bar import reversal_bar_panel, reversal_bar_vsa  # noqa: E402, F401
+from breakout_vsa.strategies.start_bar import start_bar_panel, start_bar_vsa  # noqa: E402, F401
+from breakout_vsa.strategies.stop_bar import stop_bar_panel, stop_bar_vsa  # noqa: E402, F401

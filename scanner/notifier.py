@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from scanner.alerts import AlertSettings
 
 __all__ = [
-    "BLOCK_SEPARATOR", "MAX_MESSAGE_CHARS", "SEND_ATTEMPTS", "alert_fields", "asset_name", "bar_line",
+    "BLOCK_SEPARATOR", "MAX_MESSAGE_CHARS", "SEND_ATTEMPTS", "alert_fields", "bar_line",
     "format_block", "format_header", "format_messages", "send_alerts", "tradingview_url",
     "validate_alert_targets",
 ]

@@ -7,14 +7,12 @@ rate budgets and the failure contracts of tests/exchange_contracts.py, for each 
 from __future__ import annotations
 
 import asyncio
-import gc
 import math
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from tenacity import AsyncRetrying
 
 from exchanges.binance import BinanceSpotClient
 from exchanges.errors import BadResponse, BadSymbol, IPBanned, RequestTimeout, TemporaryError
@@ -305,21 +303,3 @@ async def test_env_base_url_is_used_when_none_is_given(server, market, monkeypat
         assert await c.get_all_spot_symbols() == sorted(server.usdt_symbols(market))
 
 
-@pytest.mark.parametrize("market", ["binance_spot"])
-async def test_requests_leave_no_cyclic_garbage_behind(server, client, market) -> None:
-    """Retry state is freed by reference counting: no full collection is needed (base_client._release)."""
-    symbol = a_symbol(server, market)
-    server.add_fault("500", market=market, path="klines", times=1)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(3):  # the first one is retried once
-            await client.fetch_klines(symbol, "1d", 50)
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        leftovers = [o for o in gc.garbage if isinstance(o, AsyncRetrying)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert leftovers == []

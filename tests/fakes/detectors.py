@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-
 import numpy as np
 
 from breakout_vsa.core import test_bar_panel
@@ -14,11 +11,4 @@ def failing_on_odd_closes(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.nda
     """test_bar, except that it raises on panels holding a market whose last closed bar is odd-ish."""
     if c.shape[1] > 1 or int(c[-2, 0] * 1e6) % 2 == 0:
         raise RuntimeError("detector bug")
-    return test_bar_panel(o, h, l, c, v)
-
-
-def dying_in_a_child_process(o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict:
-    """test_bar in the main process; kills the process it runs in when that is a child."""
-    if multiprocessing.parent_process() is not None:
-        os._exit(3)
     return test_bar_panel(o, h, l, c, v)

@@ -23,7 +23,6 @@ from tests.fakes.exchange_tokens import (
     join_columns,
     join_objects,
     join_rows,
-    quote_tokens,
 )
 
 LISTING, KLINES, TICKERS = "listing", "klines", "tickers"
