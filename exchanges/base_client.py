@@ -137,6 +137,15 @@ def _floats(values: list[Any]) -> np.ndarray:
         return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").to_numpy("float64")
 
 
+def connection_reason(exc: aiohttp.ClientError) -> str:
+    """A short reason a trader reads (``DNS lookup of api.binance.com failed``), not aiohttp's repr."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup of {exc.host} failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc.os_error})"
+    return str(exc) or type(exc).__name__
+
+
 def _snippet(text: str) -> str:
     return " ".join(text.split())[:ERROR_SNIPPET_CHARS]
 
@@ -368,7 +377,7 @@ class BaseExchangeClient(ABC):
             message = f"no answer within {self.retry.timeout}s"
             raise RequestTimeout(self.name, message, symbol=symbol) from None
         except aiohttp.ClientError as exc:
-            raise TemporaryError(self.name, f"connection failed: {exc!r}", symbol=symbol) from None
+            raise TemporaryError(self.name, f"connection failed: {connection_reason(exc)}", symbol=symbol) from None
         finally:
             # The request's flight ends now, answered or not; only an answer carries usage headers.
             budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}))

@@ -162,3 +162,17 @@ def test_help_lists_exit_codes_environment_variables_and_the_config_file(capsys)
         for words in ("exit codes:", "130", "SCANNER_CONFIG", "SCANNER_STATE_DB", "SCANNER_TELEGRAM_TOKEN_<CHANNEL>",
                       "SCANNER_<MARKET>_BASE_URL", "scanner.local.toml", "config.toml", "state"):
             assert words in out, (argv, words)
+
+
+def test_a_network_failure_names_the_exchange_once_with_a_short_reason(monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as sock:  # a local port nobody listens on: connection refused, no DNS, no internet
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("SCANNER_BINANCE_SPOT_BASE_URL", f"http://127.0.0.1:{port}")
+    status, out, err = run_cli(["scan", "1d", "test_bar", "binance_spot", "--no-progress"], capsys)
+    assert status == 1
+    assert f"connection failed: cannot connect to 127.0.0.1:{port}" in out
+    assert "ConnectionKey" not in out + err and "Traceback" not in err
+    assert out.count("binance_spot") == 1
