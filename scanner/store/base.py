@@ -13,7 +13,7 @@ deepest timeframe built from it needs (706 daily bars for 100 weeks built from d
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +25,8 @@ import numpy as np
 from utils.candles import Candles
 from utils.config import file_config
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION: dict[str, int] = {"4h": 500, "1d": 1000, "1w": 200}
 NO_STORE_HINT = "run with --no-store (SCANNER_STORE=off) or delete the file"
@@ -140,6 +142,23 @@ class CandleStore(ABC):
         self.retention: dict[str, int] = dict(retention) if retention is not None else retention_setting()
         self._pending: list[SeriesWrite] = []
         self._pending_lock = threading.Lock()
+        self.failure: str | None = None  # set when the store failed mid-run (see ``disable``)
+        self.revised: dict[str, int] = {}  # closed bars an exchange revised after we stored them
+
+    def disable(self, exc: BaseException) -> None:
+        """Stop using the store for the rest of this run after a failure (logged once): the scan goes
+        on fetching full history, as without a store, rather than crash mid-scan."""
+        if self.failure is None:
+            self.failure = str(exc)
+            log.error("%s; this run goes on without the candle store", exc)
+        self._take_pending()
+
+    def note_revision(self, exchange: str, symbol: str, interval: str, bars: int) -> None:
+        """Count closed bars an exchange changed after we stored them; log the first per exchange."""
+        if exchange not in self.revised:
+            log.info("%s revised %d stored closed %s bar(s) of %s; replaced (further revisions are counted, "
+                     "not logged)", exchange, bars, interval, symbol)
+        self.revised[exchange] = self.revised.get(exchange, 0) + bars
 
     # ---------------------------------------------------------------- what a backend implements
 

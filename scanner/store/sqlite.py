@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +98,13 @@ class SQLiteCandleStore(CandleStore):
 
     async def _in_store_thread(self, fn, *args):  # noqa: ANN001, ANN202
         return await asyncio.wrap_future(self._thread.submit(self._guarded, fn, *args))
+
+    async def ahistory(self, exchange: str, symbol: str, interval: str) -> StoredSeries:
+        return await self._in_store_thread(self._history, exchange, symbol, interval)
+
+    async def asave(self, writes: Sequence[SeriesWrite]) -> None:
+        if writes:
+            await self._in_store_thread(self._save, list(writes))
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         """Run on the store thread; SQLite failures become one clear StoreError."""
