@@ -235,3 +235,19 @@ async def test_the_demo_exchange_keeps_no_history():
     store = MemoryCandleStore()
     result = await scan_exchange("demo", "1d", "volume_surge", store=store, cache=KlineCache(), progress=False)
     assert result.summaries[0].fetched > 0 and store.series() == []
+
+
+async def test_the_parallel_runner_shares_one_store_across_exchanges(monkeypatch, fresh_exchange_state):
+    import run_parallel_scanner as rps
+    from utils import config
+
+    async with FakeExchangeServer(symbols=6, markets=["binance_spot", "bybit_spot"], rate_limits=False) as server:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        config.reload()
+        store = MemoryCandleStore()
+        await rps.run_parallel_multi_timeframes_all_exchanges(
+            ["1d", "4h"], "volume_surge", ["binance_spot", "bybit_spot"], send_telegram=False, cache=KlineCache(),
+            progress=False, store=store)
+    stored = {(s.exchange, s.interval) for s in store.series()}
+    assert stored == {("binance_spot", "1d"), ("binance_spot", "4h"), ("bybit_spot", "1d"), ("bybit_spot", "4h")}
