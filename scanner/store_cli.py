@@ -57,8 +57,8 @@ def format_info(series: list[SeriesInfo], path: Path, size: int) -> str:
     groups: dict[tuple[str, str], list[SeriesInfo]] = defaultdict(list)
     for item in series:
         groups[(item.exchange, item.interval)].append(item)
-    lines = [f"candle store {path}: {len(series)} series, {sum(s.bars for s in series):,} bars, "
-             f"{size / 2**20:.1f} MB on disk"]
+    head = f"candle store {path}: {len(series)} series, {sum(s.bars for s in series):,} bars, {size / 2**20:.1f} MB on disk"
+    lines = [head]
     if groups:
         lines.append(f"  {'exchange':<16}{'interval':<9}{'series':>8}{'bars':>12}  {'oldest bar':<17}  newest bar")
     for (exchange, interval), items in sorted(groups.items()):

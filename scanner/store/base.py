@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from utils.config import file_config
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_RETENTION: dict[str, int] = {"4h": 500, "1d": 1000, "1w": 200}
 NO_STORE_HINT = "run with --no-store (SCANNER_STORE=off) or delete the file"
@@ -226,7 +228,7 @@ class CandleStore(ABC):
             self.save(pending)
         return len(pending)
 
-    async def _in_store_thread(self, fn, *args):  # noqa: ANN001, ANN202 - a thin trampoline
+    async def _in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)``: inline here, on the store's own thread in the SQLite store."""
         return fn(*args)
 
@@ -243,7 +245,7 @@ class CandleStore(ABC):
             await self.asave(pending)
         return len(pending)
 
-    def __enter__(self) -> CandleStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,6 +39,7 @@ from scanner.store.base import (
     keep_counts,
     merge_candles,
 )
+from utils.candles import Candles
 from utils.timeframes import OHLCV_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class SQLiteCandleStore(CandleStore):
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return self._thread.submit(self._guarded, fn, *args).result()
 
-    async def _in_store_thread(self, fn, *args):  # noqa: ANN001, ANN202
+    async def _in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._thread.submit(self._guarded, fn, *args))
 
     async def ahistory(self, exchange: str, symbol: str, interval: str) -> StoredSeries:
@@ -257,7 +258,7 @@ class SQLiteCandleStore(CandleStore):
         if write.keep is not None:
             self._drop_old_chunks(db, sid, write.keep)
 
-    def _merge_chunk(self, db: sqlite3.Connection, sid: int, bucket: int, new) -> None:  # noqa: ANN001
+    def _merge_chunk(self, db: sqlite3.Connection, sid: int, bucket: int, new: Candles) -> None:
         row = db.execute("SELECT bars, stamps, ohlcv FROM chunks WHERE series_id = ? AND bucket = ?",
                          (sid, bucket)).fetchone()
         merged = merge_candles(_decode_rows([row]), new)[0] if row is not None else new
@@ -337,7 +338,7 @@ class SQLiteCandleStore(CandleStore):
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _decode_rows(rows: list[tuple[int, bytes, bytes]]) -> Any:
+def _decode_rows(rows: list[tuple[int, bytes, bytes]]) -> Candles:
     """Candles of chunk rows (bars, stamps blob, ohlcv blob), checked for consistent sizes."""
     width = len(OHLCV_COLUMNS)
     stamps, values = [], []
