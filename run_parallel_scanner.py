@@ -28,6 +28,7 @@ from scanner.cli import ENVIRONMENT_HELP, EXIT_CODES_HELP, paths_help
 from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
 from scanner.registry import STRATEGY_NAMES, resolve_strategies
 from scanner.results import ScanResult, ScanSummary, count_requests_once, format_price
+from scanner.store import StoreOption, open_store, owned
 from utils import config
 from utils.timeframes import TIMEFRAME_NAMES, get_timeframe
 
@@ -115,9 +116,11 @@ async def _scan_exchange_timeframes(
     telegram_channel: str | None,
     cache: KlineCache,
     sink: list[ScanResult],
+    store: StoreOption = None,
     **kwargs: Any,
 ) -> ScanResult:
-    """All timeframes of one exchange over one client (one session, one rate budget, one daily fetch)."""
+    """All timeframes of one exchange over one client (one session, one rate budget, one daily fetch);
+    ``store`` as in ``scan_exchange`` (pass an open ``CandleStore`` to share one across exchanges)."""
     try:
         client = get_client(exchange, timeframes[0])
     except Exception as exc:  # a broken client must not stop the other exchanges
@@ -128,7 +131,7 @@ async def _scan_exchange_timeframes(
     async def one(timeframe: str) -> ScanResult:
         result = await scan_exchange(
             exchange, timeframe, strategies, client=client, cache=cache, plan=timeframes,
-            partial_sink=sink, **kwargs,
+            partial_sink=sink, store=store, **kwargs,
         )
         try:
             if send_telegram:
@@ -168,8 +171,12 @@ async def run_parallel_multi_timeframes_all_exchanges(
     progress: bool | None = None,
     cache: KlineCache | None = None,
     sink: list[ScanResult] | None = None,
+    store: StoreOption = None,
 ) -> ScanResult:
     """Every timeframe x exchange concurrently; one failing never stops the others.
+
+    ``store``: the candle store every scan of the run shares (a ``CandleStore``, a path, None for
+    the default, False for none; ``scanner.store.open_store``), opened once here.
 
     Daily candles are fetched once per symbol and serve 1d/2d/3d/4d (and 1w where the page size
     allows); an exchange's cached candles are dropped once all its timeframes are done.
@@ -189,16 +196,22 @@ async def run_parallel_multi_timeframes_all_exchanges(
 
         validate_alert_targets(names, user_list, channel=telegram_channel)
     sink = sink if sink is not None else []
-    per_exchange = await asyncio.gather(
-        *(
-            _scan_exchange_timeframes(
-                exchange, tfs, names, users=user_list, send_telegram=send_telegram,
-                telegram_channel=telegram_channel, cache=cache if cache is not None else kline_cache,
-                sink=sink, bars=bars, min_volume_usd=min_volume_usd, progress=progress,
+    history = open_store(store)
+    try:
+        per_exchange = await asyncio.gather(
+            *(
+                _scan_exchange_timeframes(
+                    exchange, tfs, names, users=user_list, send_telegram=send_telegram,
+                    telegram_channel=telegram_channel, cache=cache if cache is not None else kline_cache,
+                    sink=sink, bars=bars, min_volume_usd=min_volume_usd, progress=progress,
+                    store=history if history is not None else False,
+                )
+                for exchange in markets
             )
-            for exchange in markets
         )
-    )
+    finally:
+        if owned(store, history):
+            history.close()
     return ScanResult.combine(list(per_exchange))
 
 
@@ -209,12 +222,13 @@ async def run_parallel_exchanges(
     users: str | Sequence[str] = ("default",),
     send_telegram: bool = False,
     min_volume_usd: float | None = None,
+    store: StoreOption = None,
     **kwargs: Any,
 ) -> ScanResult:
     """One timeframe over several exchanges concurrently (see the multi-timeframe function)."""
     return await run_parallel_multi_timeframes_all_exchanges(
         [timeframe], strategies, exchanges, users=users, send_telegram=send_telegram,
-        min_volume_usd=min_volume_usd, **kwargs,
+        min_volume_usd=min_volume_usd, store=store, **kwargs,
     )
 
 

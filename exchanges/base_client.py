@@ -12,7 +12,9 @@ Contract used by the rest of the project (keep these names and signatures):
   futures clients), leveraged tokens excluded; a failed listing raises.
 - ``await client.fetch_klines(symbol, interval=None, limit=None) -> pd.DataFrame``: ``interval`` is
   one of our native names ``"4h" | "1d" | "1w"`` (default: the native interval of ``timeframe``),
-  ``limit`` the number of most recent bars wanted (paginated when above ``page_limit``). Returns a
+  ``limit`` the number of most recent bars wanted (paginated when above ``page_limit``); keyword
+  ``since`` (UTC ms, a bar's open time) asks for the bars from that one on, in the smallest pages
+  that cover them (the candle store's incremental fetch). Returns a
   UTC DatetimeIndex of bar opens (unit ms, named ``timestamp``), oldest first, unique; float64
   ``open high low close volume`` in base units; the forming bar last.
 - ``client.request_count``: HTTP requests sent by this client (for summaries and benchmarks);
@@ -183,6 +185,11 @@ class BaseExchangeClient(ABC):
     klines_path: ClassVar[str] = ""
     klines_params: ClassVar[dict[str, str]] = {}
     klines_weight: ClassVar[float] = 1
+    # Cost of one klines request by bars asked (ccxt-style): (at most this many bars, weight), ascending;
+    # a request for more bars than the last row costs its weight; empty: ``klines_weight`` always.
+    klines_cost: ClassVar[tuple[tuple[int, float], ...]] = ()
+    # Closed bars never change between runs, so the candle store may keep them (False: the demo).
+    stable_history: ClassVar[bool] = True
     symbol_param: ClassVar[str | None] = "symbol"
     interval_param: ClassVar[str] = "interval"
     start_param: ClassVar[str] = "startTime"
@@ -269,8 +276,11 @@ class BaseExchangeClient(ABC):
         return get_budget(self.budget_key or self.name, self.budget_limit, self.budget_period)
 
     def _klines_weight(self, count: int) -> float:
-        """Cost of one klines request of ``count`` bars in the budget's units."""
-        return self.klines_weight
+        """Cost of one klines request of ``count`` bars in the budget's units (``klines_cost``)."""
+        for most, weight in self.klines_cost:
+            if count <= most:
+                return weight
+        return self.klines_cost[-1][1] if self.klines_cost else self.klines_weight
 
     def _klines_url_path(self, symbol: str) -> str:
         return self.klines_path
@@ -499,24 +509,35 @@ class BaseExchangeClient(ABC):
         return sizes[symbol]
 
     async def fetch_klines(
-        self, symbol: str, interval: str | None = None, limit: int | None = None
+        self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
     ) -> pd.DataFrame:
-        """The last ``limit`` bars of ``symbol`` (fewer for a younger market); see the module docstring."""
+        """The last ``limit`` bars of ``symbol`` (fewer for a younger market); see the module docstring.
+
+        With ``since`` (the open time in UTC ms of a bar, usually the last one the caller stored) the
+        bars from that one to the forming one: each page asks for just the bars it covers (the
+        smallest ``limit``, which is the cheapest on Binance USDⓈ-M) and the oldest page starts
+        exactly at ``since`` in the exchange's own start parameter.
+        """
         interval = interval or self.native_interval()
         names = self._get_interval_map()
         if interval not in names or interval not in INTERVAL_MS:
             raise ValueError(f"{self.name}: interval {interval!r} not one of {sorted(names)}")
+        step = INTERVAL_MS[interval]
+        end = int(self.clock() * 1000)
+        if since is not None:
+            missing = max((end - int(since)) // step + 1, 1)
+            limit = missing if limit is None else min(int(limit), missing)
         limit = int(limit or self._get_fetch_limit())
         if limit <= 0:
             return empty_frame()
         size = await self._contract_size(symbol)
-        step = INTERVAL_MS[interval]
-        end = int(self.clock() * 1000)
         pages: list[pd.DataFrame] = []
         remaining = limit
         while remaining > 0:
             count = min(remaining, self.page_limit)
             start = end - count * step + 1
+            if since is not None and remaining == count:
+                start = max(start, int(since))
             payload = await self._get(
                 self._klines_url_path(symbol),
                 self._kline_query(symbol, names[interval], start, end, count),

@@ -17,8 +17,7 @@ from exchanges.rate_limit import UsageHeaders
 BINANCE_INTERVALS = {"4h": "4h", "1d": "1d", "1w": "1w"}
 BINANCE_USAGE = UsageHeaders(used="X-MBX-USED-WEIGHT-1M")
 # Futures klines weight by requested limit: [1,100) -> 1, [100,500) -> 2, [500,1000] -> 5, > 1000 -> 10.
-FUTURES_KLINES_WEIGHTS: tuple[tuple[int, int], ...] = ((99, 1), (499, 2), (1000, 5))
-FUTURES_KLINES_WEIGHT_MAX = 10
+FUTURES_KLINES_COST: tuple[tuple[int, float], ...] = ((99, 1), (499, 2), (1000, 5), (1500, 10))
 
 
 class BinanceStyleClient(BaseExchangeClient):
@@ -72,15 +71,10 @@ class BinanceFuturesClient(BinanceStyleClient):
     listing_path = "/fapi/v1/exchangeInfo"
     listing_weight = 1
     klines_path = "/fapi/v1/klines"
+    klines_cost = FUTURES_KLINES_COST
     budget_key = "binance_futures"
     budget_limit = 2400
     budget_period = 60.0
-
-    def _klines_weight(self, count: int) -> float:
-        for upper, weight in FUTURES_KLINES_WEIGHTS:
-            if count <= upper:
-                return weight
-        return FUTURES_KLINES_WEIGHT_MAX
 
     def _is_selected(self, info: dict) -> bool:
         status = info.get("status", info.get("contractStatus"))

@@ -197,6 +197,7 @@ class DemoClient(BaseExchangeClient):
     page_limit = DEMO_PAGE_LIMIT
     weekly_monday_aligned = True
     intervals: ClassVar[dict[str, str]] = {interval: interval for interval in NATIVE_INTERVALS}
+    stable_history = False  # the synthetic history is laid out back from today: nothing to keep
 
     def __init__(
         self,
@@ -233,18 +234,22 @@ class DemoClient(BaseExchangeClient):
         return self.parse_symbols(self.symbols)
 
     async def fetch_klines(
-        self, symbol: str, interval: str | None = None, limit: int | None = None
+        self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
     ) -> pd.DataFrame:
-        """The last ``limit`` bars of ``symbol``; the last row is the bar containing ``now``."""
+        """The last ``limit`` bars of ``symbol`` (from the bar opening at ``since`` UTC ms, when
+        given); the last row is the bar containing ``now``."""
         interval = interval or get_timeframe(self.timeframe).native
         if interval not in self.intervals:
             raise ValueError(f"unknown interval {interval!r}; valid intervals: {', '.join(NATIVE_INTERVALS)}")
         if symbol not in self._known:
             raise BadSymbol(self.name, "unknown demo market", symbol=symbol)
-        limit = limit or self._get_fetch_limit()
-        self.request_count += max(1, math.ceil(limit / self.page_limit))
         builders = {"4h": self._four_hourly, "1d": self._daily, "1w": self._weekly}
-        return builders[interval](symbol).iloc[-limit:]
+        frame = builders[interval](symbol)
+        if since is not None:
+            frame = frame[frame.index.as_unit("ms").asi8 >= since]
+        limit = limit or (len(frame) if since is not None else self._get_fetch_limit())
+        self.request_count += max(1, math.ceil(limit / self.page_limit))
+        return frame.iloc[-limit:] if limit else frame.iloc[:0]
 
     def _daily(self, symbol: str) -> pd.DataFrame:
         frame = self._daily_cache.get(symbol)

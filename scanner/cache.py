@@ -5,6 +5,11 @@ enough (or when the exchange's native weeks are not Monday-aligned, spec section
 ``plan`` sizes the daily fetch once for every timeframe it will scan, so a 1d,2d,3d,4d,1w scan
 costs one klines request per symbol where the page size allows. Concurrent requests for the same
 candles share one in-flight fetch; entries expire after ``CACHE_TTL_SECONDS``.
+
+With a candle store (``scanner.store``) behind it, a fetch asks the exchange only for the bars the
+store lacks, and 1w always comes from daily bars: the store keeps them deep enough, so markets
+whose page is too small for 100 weeks of days (MEXC spot, KuCoin futures) still cost one klines
+request per symbol once warm.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
+from scanner.store.base import CandleStore
+from scanner.store.fetch import fetch_native, keeps_history
 from utils.candles import Candles, ohlcv_frame
 from utils.timeframes import Timeframe, aggregate_arrays, daily_bars_needed, get_timeframe
 
@@ -56,13 +63,15 @@ class Source:
         return ohlcv_frame(*aggregate_arrays(native.stamps, native.values, timeframe))
 
 
-def source_of(client: BaseExchangeClient, timeframe: str | Timeframe) -> Source:
-    """The native interval and depth that serve ``timeframe`` on ``client`` (module docstring)."""
+def source_of(client: BaseExchangeClient, timeframe: str | Timeframe, history: bool = False) -> Source:
+    """The native interval and depth that serve ``timeframe`` on ``client`` (module docstring);
+    ``history``: a candle store keeps the client's daily bars."""
     tf = get_timeframe(timeframe)
     if tf.native == "4h":
         return Source("4h", tf.bars)
     if tf.native == "1w":
-        weekly_from_daily = client.page_limit >= daily_bars_needed(tf) or not client.weekly_monday_aligned
+        weekly_from_daily = (client.page_limit >= daily_bars_needed(tf) or not client.weekly_monday_aligned
+                             or history)
         if not weekly_from_daily:
             return Source("1w", tf.bars)
     return Source("1d", daily_bars_needed(tf), aggregate=tf.aggregated)
@@ -108,6 +117,7 @@ class KlineCache:
         symbol: str,
         timeframe: str | Timeframe,
         plan: Iterable[str] | None = None,
+        store: CandleStore | None = None,
     ) -> pd.DataFrame:
         """The bars of ``timeframe`` for ``symbol`` on ``client``, fetched at most once per TTL.
 
@@ -115,9 +125,9 @@ class KlineCache:
 
         ``plan`` lists every timeframe the caller will scan with this client; the native fetch is
         sized for the deepest of them that share its interval. Fetch errors propagate and are not
-        stored.
+        stored. ``store``: the candle store to fetch through (None: straight from the exchange).
         """
-        native, source = await self.native(client, symbol, timeframe, plan)
+        native, source = await self.native(client, symbol, timeframe, plan, store)
         return source.derive(native, timeframe)
 
     async def native(
@@ -126,6 +136,7 @@ class KlineCache:
         symbol: str,
         timeframe: str | Timeframe,
         plan: Iterable[str] | None = None,
+        store: CandleStore | None = None,
     ) -> tuple[Candles, Source]:
         """The stored native candles behind ``timeframe`` and how to derive its bars (``get`` does).
 
@@ -133,14 +144,17 @@ class KlineCache:
         event loop. The arrays are the stored ones, read-only.
         """
         tf = get_timeframe(timeframe)
-        source = source_of(client, tf)
-        planned = (source_of(client, name) for name in plan or ())
+        history = keeps_history(client, store)
+        source = source_of(client, tf, history)
+        planned = (source_of(client, name, history) for name in plan or ())
         depth = max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
         key: NativeKey = (client.name, getattr(client, "base_url", ""), symbol, source.interval)
-        entry = await self._native(client, key, depth)
+        entry = await self._native(client, key, depth, store)
         return entry.candles, source
 
-    async def _native(self, client: BaseExchangeClient, key: NativeKey, depth: int) -> _Entry:
+    async def _native(
+        self, client: BaseExchangeClient, key: NativeKey, depth: int, store: CandleStore | None = None
+    ) -> _Entry:
         entry = self._entries.get(key)
         if entry is not None and self.clock() - entry.fetched_at > self.ttl:
             del self._entries[key]
@@ -153,17 +167,19 @@ class KlineCache:
             self._stats["hits"] += 1
             return await asyncio.shield(running[1])
         self._stats["misses"] += 1
-        task = asyncio.ensure_future(self._fetch(client, key, depth))
+        task = asyncio.ensure_future(self._fetch(client, key, depth, store))
         task.add_done_callback(_retrieve_exception)
         self._inflight[key] = (depth, task)
         return await asyncio.shield(task)
 
-    async def _fetch(self, client: BaseExchangeClient, key: NativeKey, depth: int) -> _Entry:
+    async def _fetch(
+        self, client: BaseExchangeClient, key: NativeKey, depth: int, store: CandleStore | None
+    ) -> _Entry:
         generation = self._generation_of(key[0])
         try:
             self._stats["fetches"] += 1
-            frame = await client.fetch_klines(key[2], interval=key[3], limit=depth)
-            entry = _Entry(candles=Candles.from_frame(frame), depth=depth, fetched_at=self.clock())
+            candles = await fetch_native(client, key[2], key[3], depth, store)
+            entry = _Entry(candles=candles, depth=depth, fetched_at=self.clock())
             stored = self._entries.get(key)
             fresher = stored is None or stored.depth <= depth or self.clock() - stored.fetched_at > self.ttl
             if generation == self._generation_of(key[0]) and fresher:

@@ -35,6 +35,9 @@ from scanner.cache import KlineCache, kline_cache, source_of
 from scanner.gc_guard import full_collections_paused
 from scanner.registry import BAR_CHOICES, get_strategy, resolve_strategies
 from scanner.results import AlertReport, ScanResult, ScanSummary
+from scanner.store import CandleStore, StoreOption, open_store, owned
+from scanner.store.fetch import flush as flush_store
+from scanner.store.fetch import keeps_history
 from utils.candles import Candles
 from utils.config import volume_threshold
 from utils.timeframes import get_timeframe
@@ -117,6 +120,7 @@ async def scan_exchange(
     progress: bool | None = None,
     concurrency: int = FETCH_CONCURRENCY,
     partial_sink: list[ScanResult] | None = None,
+    store: StoreOption = None,
 ) -> ScanResult:
     """Scan one exchange x one timeframe for ``strategies``; never raises for exchange failures.
 
@@ -127,6 +131,10 @@ async def scan_exchange(
     budget; ``plan`` lists every timeframe the caller will scan with it (one daily fetch serves all).
     When the scan is cancelled, its partial result (hits so far, ``summary.cancelled``) is appended
     to ``partial_sink`` before the cancellation propagates.
+
+    ``store``: the candle store kept between runs (``scanner.store.open_store``: a ``CandleStore``,
+    a path, None for the default, False for none); only bars it lacks are fetched. An unusable
+    store file is a ``StoreError`` (a ValueError) before anything is fetched.
     """
     get_timeframe(timeframe)
     names = resolve_strategies(strategies)
@@ -140,8 +148,10 @@ async def scan_exchange(
     started = time.perf_counter()
     own_client = client is None
     client = client if client is not None else get_client(exchange, timeframe)
+    history = open_store(store)
     # Built before the listing: the analysis process boots while symbols are listed and fetched.
-    job = BatchJob(source_of(client, timeframe), tuple(selected), exchange, timeframe, bars, threshold)
+    source = source_of(client, timeframe, keeps_history(client, history))
+    job = BatchJob(source, tuple(selected), exchange, timeframe, bars, threshold)
     analyser = Analyser(job)
     requests_before = client.request_count
     try:
@@ -157,14 +167,17 @@ async def scan_exchange(
         with full_collections_paused():
             await _fetch_and_analyse(
                 client, listed, timeframe, analyser, cache, plan, summary, result, progress_enabled(progress),
-                concurrency,
+                concurrency, history,
             )
+        await flush_store(history)
     except asyncio.CancelledError:
         summary.cancelled = True
         if partial_sink is not None:
             partial_sink.append(result)
         raise
     finally:
+        if owned(store, history):
+            history.close()
         summary.requests = client.request_count - requests_before
         summary.duration_s = time.perf_counter() - started
         for hit in result.hits:
@@ -185,6 +198,7 @@ async def _fetch_and_analyse(
     result: ScanResult,
     show_progress: bool,
     concurrency: int,
+    store: CandleStore | None = None,
 ) -> None:
     """``concurrency`` workers fetch symbols in turn; full batches go to the analysis process.
 
@@ -214,7 +228,7 @@ async def _fetch_and_analyse(
             summary.failed[symbol] = f"not fetched: {ban_reason(banned[0])}"
             return
         try:
-            candles, _ = await cache.native(client, symbol, timeframe, plan=plan)
+            candles, _ = await cache.native(client, symbol, timeframe, plan=plan, store=store)
         except IPBanned as exc:
             banned.append(exc)
             summary.failed[symbol] = str(exc)
@@ -310,7 +324,8 @@ async def run_scan(
 ) -> ScanResult:
     """Scan one exchange and timeframe for one strategy (or a comma list); optionally alert.
 
-    Keyword options: ``bars`` ("both"/"closed"/"current"), ``min_volume_usd``, ``progress``.
+    Keyword options: ``bars`` ("both"/"closed"/"current"), ``min_volume_usd``, ``progress``,
+    ``store`` (the candle store: a ``CandleStore``, a path, None for the default, False for none).
     """
     return await _scan_and_alert(
         exchange, timeframe, strategy, send_telegram=send_telegram,
@@ -327,7 +342,7 @@ async def run_custom_scan(
     user_id: str = "default",
     **kwargs: Any,
 ) -> ScanResult:
-    """The seed's custom-strategy scan: same engine as ``run_scan``, exchange first."""
+    """The seed's custom-strategy scan: same engine as ``run_scan``, exchange first (``store=`` too)."""
     return await _scan_and_alert(
         exchange, timeframe, strategies, send_telegram=send_telegram,
         telegram_channel=telegram_channel, users=[user_id], **kwargs,

@@ -156,13 +156,20 @@ class Bars:
         return Bars(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
+def _draws(info: SymbolInfo) -> list[np.random.Generator]:
+    """One generator per random quantity: bar i's draws do not depend on how many bars there are, so
+    a later clock extends a series without changing its past (the candle store relies on that)."""
+    return [np.random.default_rng([info.seed, stream]) for stream in range(6)]
+
+
 def generate_4h(info: SymbolInfo, now_ms: int) -> Bars:
     """The 4h random walk of ``info`` from its listing day up to the bar forming at ``now_ms``."""
     start = info.listed_ms
     n = max(int((now_ms - start) // H4_MS) + 1, 1)
-    rng = np.random.default_rng(info.seed)
-    normals = rng.standard_normal((4, n))
-    regime = np.repeat(rng.standard_normal(n // 180 + 1) * info.sigma * 0.02, 180)[:n]
+    walk, wick_up, wick_down, noise, regimes, spiking = _draws(info)
+    normals = np.stack([walk.standard_normal(n), wick_up.standard_normal(n), wick_down.standard_normal(n),
+                        noise.standard_normal(n)])
+    regime = np.repeat(regimes.standard_normal(n // 180 + 1) * info.sigma * 0.02, 180)[:n]
     rets = normals[0] * info.sigma + regime
     close_f = info.start_price * np.exp(np.cumsum(rets))
     open_f = np.concatenate(([info.start_price], close_f[:-1]))
@@ -174,7 +181,8 @@ def generate_4h(info: SymbolInfo, now_ms: int) -> Bars:
     c = np.maximum(np.rint(close_f * scale).astype(np.int64), 1)
     h = np.maximum(np.rint(high_f * scale).astype(np.int64), np.maximum(o, c))
     low = np.clip(np.rint(low_f * scale).astype(np.int64), 1, np.minimum(o, c))
-    spikes = np.where(rng.random(n) < 0.01, 4.0 + 6.0 * rng.random(n), 1.0)
+    chance, size = spiking.random((n, 2)).T
+    spikes = np.where(chance < 0.01, 4.0 + 6.0 * size, 1.0)
     usd = info.daily_usd / 6.0 * np.exp(0.5 * normals[3] - 0.125) * (1.0 + np.abs(rets) / info.sigma) / 1.8
     usd *= spikes
     open_ms = start + np.arange(n, dtype=np.int64) * H4_MS

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterator, Mapping
@@ -60,6 +60,7 @@ DEFAULT_429_RETRY_AFTER = 1
 DEFAULT_418_RETRY_AFTER = 120
 SHUTDOWN_TIMEOUT = 0.5
 HTML_PAGE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
+QUERY_LOG_SIZE = 100_000  # klines queries remembered for tests (the newest ones)
 _UNSET: Any = object()
 
 
@@ -105,6 +106,7 @@ class FakeExchangeServer:
         self._limiter = RateLimiter()
         self._faults = FaultBook(seed)
         self._store = SeriesStore()
+        self._origin_day: int | None = None  # listing days count back from the first clock setting
         self._port = port
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
@@ -117,9 +119,15 @@ class FakeExchangeServer:
         return self._now_ms
 
     def set_now(self, now: datetime | float | None) -> None:
-        """Move the server clock (the forming bar follows it); symbol tables are rebuilt."""
+        """Move the server clock (the forming bar follows it); symbol tables are rebuilt.
+
+        Listing days stay where the first clock put them and each series extends without changing
+        its past, so moving the clock a day on is "one simulated day later" of the same markets.
+        """
         self._now_ms = _to_ms(now)
-        now_day = self._now_ms // DAY_MS
+        if self._origin_day is None:
+            self._origin_day = self._now_ms // DAY_MS
+        now_day = self._origin_day
         self.symbols: dict[str, list[SymbolInfo]] = {}
         self._by_name: dict[str, dict[str, SymbolInfo]] = {}
         for market, proto in self._protocols.items():
@@ -202,6 +210,10 @@ class FakeExchangeServer:
         self.status_counts: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self.rate_limited: Counter[str] = Counter()  # over-limit answers, whatever their HTTP status
         self.bans: Counter[str] = Counter()
+        self.weight_by_market: Counter[str] = Counter()  # the exchange's own weight of each request
+        self.bytes_by_market: Counter[str] = Counter()  # response body bytes sent
+        # (market, symbol, query parameters) of klines requests, oldest first.
+        self.klines_queries: deque[tuple[str, str, dict[str, str]]] = deque(maxlen=QUERY_LOG_SIZE)
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -281,6 +293,10 @@ class FakeExchangeServer:
         kind = proto.kind_of(path)
         symbol = proto.klines_symbol(path, query) if kind == KLINES else None
         self._count(market, kind, symbol)
+        if kind is not None:
+            self.weight_by_market[market] += proto.weight(kind, query)
+        if kind == KLINES:
+            self.klines_queries.append((market, symbol or "", dict(query)))
 
         delay = self.market_latency.get(market, self.latency)
         if delay > 0:
@@ -299,6 +315,7 @@ class FakeExchangeServer:
                 reply = self._answer(market, proto, kind, path, query, fault)
                 reply.headers.update(headers)
         self.status_counts[market][reply.status] += 1
+        self.bytes_by_market[market] += len(reply.body)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers,
                             content_type=reply.content_type)
 
