@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from exchanges import EXCHANGE_NAMES, get_client
 from scanner.analysis import analysis_mode
 from scanner.cache import KlineCache, kline_cache
@@ -111,16 +113,16 @@ async def _scan_exchange_timeframes(
     timeframes: list[str],
     strategies: list[str],
     *,
-    users: list[str],
-    send_telegram: bool,
-    telegram_channel: str | None,
     cache: KlineCache,
     sink: list[ScanResult],
     store: StoreOption = None,
+    chart_candles: dict[tuple[str, str, str], pd.DataFrame] | None = None,
     **kwargs: Any,
 ) -> ScanResult:
     """All timeframes of one exchange over one client (one session, one rate budget, one daily fetch);
-    ``store`` as in ``scan_exchange`` (pass an open ``CandleStore`` to share one across exchanges)."""
+    ``store`` as in ``scan_exchange`` (pass an open ``CandleStore`` to share one across exchanges).
+    ``chart_candles`` (when charts are wanted) receives the bars of every hit's market before the
+    exchange's cached candles are dropped: alerts go out once per run, after every exchange."""
     try:
         client = get_client(exchange, timeframes[0])
     except Exception as exc:  # a broken client must not stop the other exchanges
@@ -133,11 +135,10 @@ async def _scan_exchange_timeframes(
             exchange, timeframe, strategies, client=client, cache=cache, plan=timeframes,
             partial_sink=sink, store=store, **kwargs,
         )
-        try:
-            if send_telegram:
-                result.alerts = await deliver(result, users, telegram_channel)
-        finally:
-            sink.append(result)
+        sink.append(result)
+        if chart_candles is not None:
+            for hit in result.hits:
+                chart_candles[(hit.exchange, hit.timeframe, hit.symbol)] = cache.peek(client, hit.symbol, timeframe)
         return result
 
     try:
@@ -172,8 +173,16 @@ async def run_parallel_multi_timeframes_all_exchanges(
     cache: KlineCache | None = None,
     sink: list[ScanResult] | None = None,
     store: StoreOption = None,
+    charts: bool | None = None,
+    group_assets: bool | None = None,
+    summary_user: str | None = None,
 ) -> ScanResult:
     """Every timeframe x exchange concurrently; one failing never stops the others.
+
+    With ``send_telegram=True`` the hits of every exchange go out together once the scans are done
+    (so an asset hit on several exchanges is one block with ``group_assets``), with a chart per alert
+    (``charts``, drawn from the candles the scans held) and a run summary to ``summary_user``; each
+    option defaults to the config file (``scanner.alerts``).
 
     ``store``: the candle store every scan of the run shares (a ``CandleStore``, a path, None for
     the default, False for none; ``scanner.store.open_store``), opened once here.
@@ -194,17 +203,18 @@ async def run_parallel_multi_timeframes_all_exchanges(
     if validate_send_telegram(send_telegram):
         from scanner.notifier import validate_alert_targets
 
-        validate_alert_targets(names, user_list, channel=telegram_channel)
+        admins = [summary_user] if summary_user else []
+        validate_alert_targets(names, user_list + admins, channel=telegram_channel)
     sink = sink if sink is not None else []
+    chart_candles: dict[tuple[str, str, str], pd.DataFrame] | None = {} if send_telegram else None
     history = open_store(store)
     try:
         per_exchange = await asyncio.gather(
             *(
                 _scan_exchange_timeframes(
-                    exchange, tfs, names, users=user_list, send_telegram=send_telegram,
-                    telegram_channel=telegram_channel, cache=cache if cache is not None else kline_cache,
+                    exchange, tfs, names, cache=cache if cache is not None else kline_cache,
                     sink=sink, bars=bars, min_volume_usd=min_volume_usd, progress=progress,
-                    store=history if history is not None else False,
+                    store=history if history is not None else False, chart_candles=chart_candles,
                 )
                 for exchange in markets
             )
@@ -212,7 +222,13 @@ async def run_parallel_multi_timeframes_all_exchanges(
     finally:
         if owned(store, history):
             history.close()
-    return ScanResult.combine(list(per_exchange))
+    result = ScanResult.combine(list(per_exchange))
+    if send_telegram:
+        result.alerts = await deliver(
+            result, user_list, telegram_channel, charts=charts, group_assets=group_assets,
+            summary_user=summary_user, candles=lambda ex, tf, sym: chart_candles.get((ex, tf, sym)),
+        )
+    return result
 
 
 async def run_parallel_exchanges(
@@ -268,8 +284,23 @@ def build_parser(prog: str = "run_parallel_scanner.py") -> argparse.ArgumentPars
         "--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
         help=f"{', '.join(LOG_LEVELS)} (default WARNING)",
     )
-    # The lead adds --store PATH / --no-store here (the candle store), passed on as store=.
+    parser.add_argument("--store", default=None, metavar="PATH",
+                        help="candle store file (default: candles.sqlite3 in the state directory)")
+    parser.add_argument("--no-store", action="store_true", help="no candle store: fetch the full history")
+    parser.add_argument("--charts", action="store_true", default=None, help="a chart image with each alert")
+    parser.add_argument("--summary", default=None, metavar="USER", help="send a run summary to USER")
+    parser.add_argument(
+        "--group-assets", action=argparse.BooleanOptionalAction, default=None,
+        help="one alert block per asset hit on several exchanges (default on)",
+    )
     return parser
+
+
+def store_option(path: str | None, no_store: bool) -> StoreOption:
+    """``--store PATH`` / ``--no-store`` as the scans' ``store=``; ValueError when both are given."""
+    if path is not None and no_store:
+        raise ValueError("choose one of --store PATH and --no-store")
+    return False if no_store else path
 
 
 def check_output_path(path: str, option: str) -> Path:
@@ -338,8 +369,9 @@ def _failure_lines(summary: ScanSummary) -> list[str]:
     return lines
 
 
-def format_report(result: ScanResult) -> str:
-    """A readable table of hits plus one summary line per exchange x timeframe."""
+def format_report(result: ScanResult, sending: bool = False) -> str:
+    """A readable table of hits plus one summary line per exchange x timeframe, and the alert line
+    whenever ``sending`` (also when nothing new was sent)."""
     lines = [_hits_table(result), "", "Summary:"]
     lines.extend(f"  {s.line()}" for s in result.summaries)
     for summary in result.summaries:
@@ -347,11 +379,8 @@ def format_report(result: ScanResult) -> str:
         for err in summary.detector_errors[:DETECTOR_ERRORS_SHOWN]:
             lines.append(f"    detector {err['strategy']} failed on {summary.exchange} {err['symbol']}: {err['reason']}")
     alerts = result.alerts
-    if alerts.messages or alerts.failures or alerts.pending:
-        lines.append(
-            f"Alerts: {alerts.sent} sent in {alerts.messages} messages, {alerts.duplicates_skipped} already sent, "
-            f"{alerts.pending} pending, {len(alerts.failures)} failures"
-        )
+    if sending or alerts.messages or alerts.failures or alerts.pending:
+        lines.append(alerts.line())
         lines.extend(f"    {f.channel} -> {f.user}: {f.reason}" for f in alerts.failures[:ALERT_FAILURES_SHOWN])
     return "\n".join(lines)
 
@@ -387,14 +416,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "run_parallel_scanner.py
         if send:
             from scanner.notifier import validate_alert_targets
 
-            validate_alert_targets(strategies, users, channel=args.channel)
+            admins = [args.summary] if args.summary else []
+            validate_alert_targets(strategies, users + admins, channel=args.channel)
         csv_path = check_output_path(args.csv, "--csv") if args.csv else None
         json_path = check_output_path(args.json, "--json") if args.json else None
+        store = open_store(store_option(args.store, args.no_store))  # a bad store file is named now
     except ValueError as exc:
         parser.error(str(exc))
-    if args.channel and not send:
-        print(f"warning: --channel {args.channel} has no effect: sending is off (send_telegram false)",
-              file=sys.stderr)
+    for option, given in (("--channel", args.channel), ("--summary", args.summary), ("--charts", args.charts)):
+        if given and not send:
+            print(f"warning: {option} has no effect: sending is off (send_telegram false)", file=sys.stderr)
     setup_logging(args.log_level)
     sink: list[ScanResult] = []
     try:
@@ -403,6 +434,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "run_parallel_scanner.py
                 timeframes, strategies, exchanges, users=users, send_telegram=send,
                 telegram_channel=args.channel, min_volume_usd=min_volume, bars=bars,
                 progress=progress_wanted(args.no_progress), sink=sink,
+                store=store if store is not None else False, charts=args.charts,
+                group_assets=args.group_assets, summary_user=args.summary,
             )
         )
     except KeyboardInterrupt:
@@ -410,7 +443,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "run_parallel_scanner.py
         print(format_report(partial))
         print("Interrupted: the results above are partial.", file=sys.stderr)
         return 130
-    print(format_report(result))
+    finally:
+        if store is not None:
+            store.close()
+    print(format_report(result, sending=send))
     try:
         if csv_path:
             result.to_csv(csv_path)

@@ -96,30 +96,18 @@ Candles = Callable[[str, str, str], pd.DataFrame | None] | Mapping[tuple[str, st
 class DeliveryReport(AlertReport):
     """:class:`AlertReport` plus what the new kinds of delivery need to say.
 
-    ``undeliverable``: alerts given up this run (their target refuses for good);
     ``charts``: charts delivered; ``newly_undeliverable``: "channel -> user" of targets marked
     undeliverable in this run.
     """
 
-    undeliverable: int = 0
     charts: int = 0
     newly_undeliverable: list[str] = field(default_factory=list)
 
     def merge(self, other: AlertReport) -> None:
-        before = self.undeliverable
         super().merge(other)
         if isinstance(other, DeliveryReport):
-            if self.undeliverable == before:  # AlertReport.merge does not count it (yet)
-                self.undeliverable += other.undeliverable
             self.charts += other.charts
             self.newly_undeliverable.extend(other.newly_undeliverable)
-
-    def line(self) -> str:
-        """The CLI's alert line, printed whenever sending is on (also when nothing new was sent)."""
-        return (
-            f"Alerts: {self.sent} sent in {self.messages} messages, {self.duplicates_skipped} already sent, "
-            f"{self.pending} pending, {self.undeliverable} undeliverable, {len(self.failures)} failures"
-        )
 
 
 

@@ -130,6 +130,19 @@ class KlineCache:
         native, source = await self.native(client, symbol, timeframe, plan, store)
         return source.derive(native, timeframe)
 
+    def peek(self, client: BaseExchangeClient, symbol: str, timeframe: str | Timeframe) -> pd.DataFrame | None:
+        """The bars of ``timeframe`` held for ``symbol`` (a new frame), or None; never fetches.
+
+        Charts of a scan's hits read the candles the scan already holds this way.
+        """
+        tf = get_timeframe(timeframe)
+        for history in (True, False):  # built from stored daily bars, or the exchange's own interval
+            source = source_of(client, tf, history)
+            entry = self._entries.get((client.name, getattr(client, "base_url", ""), symbol, source.interval))
+            if entry is not None:
+                return source.derive(entry.candles, tf)
+        return None
+
     async def native(
         self,
         client: BaseExchangeClient,

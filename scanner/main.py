@@ -301,16 +301,26 @@ async def _scan_and_alert(
     return result
 
 
-async def deliver(result: ScanResult, users: list[str], channel: str | None = None) -> AlertReport:
-    """Send a scan's hits (and pending alerts from earlier runs) through the ledger."""
-    from scanner.ledger import AlertLedger
-    from scanner.notifier import send_alerts
+async def deliver(
+    result: ScanResult,
+    users: list[str],
+    channel: str | None = None,
+    *,
+    charts: bool | None = None,
+    group_assets: bool | None = None,
+    summary_user: str | None = None,
+    candles: Any = None,
+) -> AlertReport:
+    """Send a scan's hits (and pending items of earlier runs) through the ledger and the users' sinks.
 
-    ledger = AlertLedger()
-    try:
-        return await send_alerts(result.hits, users, ledger=ledger, channel=channel)
-    finally:
-        ledger.close()
+    The options default to the config file; see ``scanner.alerts.deliver``.
+    """
+    from scanner.alerts import deliver as deliver_alerts
+
+    return await deliver_alerts(
+        result, users, channel, charts=charts, group_assets=group_assets, summary_user=summary_user,
+        candles=candles,
+    )
 
 
 async def run_scan(

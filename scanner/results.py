@@ -91,6 +91,7 @@ class AlertReport:
     retried_from_ledger: int = 0
     pending: int = 0
     failures: list[AlertFailure] = field(default_factory=list)
+    undeliverable: int = 0  # alerts given up this run: their target refuses for good
 
     def merge(self, other: AlertReport) -> None:
         self.sent += other.sent
@@ -99,6 +100,14 @@ class AlertReport:
         self.retried_from_ledger += other.retried_from_ledger
         self.pending += other.pending
         self.failures.extend(other.failures)
+        self.undeliverable += other.undeliverable
+
+    def line(self) -> str:
+        """The alert line a run prints whenever sending is on (also when nothing new was sent)."""
+        return (
+            f"Alerts: {self.sent} sent in {self.messages} messages, {self.duplicates_skipped} already sent, "
+            f"{self.pending} pending, {self.undeliverable} undeliverable, {len(self.failures)} failures"
+        )
 
 
 @dataclass

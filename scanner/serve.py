@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from scanner.cache import KlineCache
 from scanner.main import deliver, scan_exchange, validate_min_volume
 from scanner.results import AlertReport, ScanResult, ScanSummary
 from scanner.serve_state import STATUS_FAILED, STATUS_SCANNED, ServeState, StateError, default_path
+from scanner.store import StoreError, StoreOption, open_store
 from utils.timeframes import bar_period, closed_bar_label, closes_between
 
 log = logging.getLogger("scanner.serve")
@@ -63,7 +64,6 @@ FAILURES_KEPT = 20  # given-up scans listed in the status record
 
 Notify = Callable[[str, str], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
-_UNSET: Any = object()
 
 CLOSE, RETRY, FORMING = "close", "retry", "forming"
 
@@ -82,7 +82,7 @@ class ServeConfig:
     settle: float = SETTLE_S
     forming_every: float | None = None
     heartbeat: str | None = None
-    store: Any = _UNSET  # passed as ``store=`` to scans that accept it; unset: their default
+    store: StoreOption = None  # the scans' ``store=``: a CandleStore, a path, None (default), False (none)
 
 
 @dataclass
@@ -178,8 +178,6 @@ class ServeLoop:
         self._stopped: pd.Timestamp | None = None
         self._pending_alerts: int | None = None
         self._gaps_warned: set[tuple[str, str, pd.Timestamp]] = set()
-        accepts_store = "store" in inspect.signature(scan_exchange).parameters
-        self._store_kw = {"store": config.store} if accepts_store and config.store is not _UNSET else {}
         previous = self.state.read_status() or {}
         heartbeat = previous.get("last_heartbeat")
         self._last_heartbeat = pd.Timestamp(heartbeat) if heartbeat else None
@@ -335,7 +333,7 @@ class ServeLoop:
                 *(
                     scan_exchange(
                         unit.exchange, tf, strategies, bars=bars, min_volume_usd=self.config.min_volume_usd,
-                        client=client, cache=cache, plan=unit.timeframes, progress=False, **self._store_kw,
+                        client=client, cache=cache, plan=unit.timeframes, progress=False, store=self.config.store,
                     )
                     for tf in unit.timeframes
                 ),
@@ -618,11 +616,11 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         )
     if args.store is not None and args.no_store:
         raise ValueError("choose one of --store PATH and --no-store")
-    store: Any = _UNSET
+    store: StoreOption = None
     if args.store is not None:
         store = Path(args.store)
     elif args.no_store:
-        store = None
+        store = False
     analysis_mode()
     if args.send:
         from scanner.notifier import validate_alert_targets
@@ -675,17 +673,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(dry_run_text(config, pd.Timestamp.now(tz="UTC")))
         return 0
     setup_logging(args.log_level.upper())
-    if config.heartbeat and config.send:
-        log.info("heartbeat for %s goes to the log until an admin message sink exists", config.heartbeat)
     try:
         state = ServeState()
     except StateError as exc:
         print(f"scanner serve: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(_serve_until_signalled(config, state))
+        store = open_store(config.store)  # once for every cycle: scans share one connection pool
+    except StoreError as exc:
+        state.close()
+        print(f"scanner serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_until_signalled(replace(config, store=store if store is not None else False), state))
     finally:
         state.close()
+        if store is not None:
+            store.close()
         shutdown_analysis_process()
     return 0
 

@@ -151,7 +151,7 @@ def test_a_channel_given_with_sending_off_warns_and_scans(capsys):
     status, out, err = run_cli(["scan", "1d", "pin_down", "demo", "default", "false", "--channel", "confluence"],
                                capsys)
     assert status == 0
-    assert "warning: --channel confluence has no effect: sending is off" in err
+    assert "warning: --channel has no effect: sending is off" in err
     assert "demo 1d:" in out
 
 

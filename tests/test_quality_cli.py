@@ -82,9 +82,11 @@ def test_demo_run_prints_a_sorted_table_and_writes_csv_json_and_charts(tmp_path,
 
 
 def test_without_out_nothing_is_written(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     assert main(["1d", "test_bar", "demo", "--horizons", "1"]) == 0
-    assert list(tmp_path.iterdir()) == []
+    assert list(workdir.iterdir()) == []
 
 
 async def test_load_history_returns_closed_bars_only_at_the_history_depth() -> None:
@@ -138,9 +140,13 @@ async def test_the_library_call_rejects_bad_arguments_before_fetching(fake_binan
     assert sum(fake_binance.requests_by_market.values()) == 0
 
 
-def test_a_store_path_is_accepted_and_the_fetch_fallback_is_said(tmp_path, capsys) -> None:
+def test_a_store_path_is_accepted_and_a_broken_store_file_is_one_line(tmp_path, capsys) -> None:
     store = str(tmp_path / "candles.sqlite3")
     assert main(["1d", "test_bar", "demo", "--horizons", "1", "--store", store]) == 0
-    captured = capsys.readouterr()
-    assert "no candle store yet" in captured.err and "test_bar" in captured.out
+    assert "test_bar" in capsys.readouterr().out
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_bytes(b"not a database, just text" * 100)
+    assert main(["1d", "test_bar", "demo", "--horizons", "1", "--store", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and "Traceback" not in err
     assert main(["1d", "test_bar", "demo", "--store", "x", "--no-store"]) == 2  # one or the other

@@ -315,12 +315,14 @@ def test_the_systemd_unit_restarts_on_failure_and_reads_tokens_from_an_environme
 
 async def test_a_close_scanned_again_after_a_crash_before_it_was_recorded_sends_nothing_twice(api, exchange):
     clock = schedule.SimulatedClock(utc("2025-04-07 00:30").timestamp(), on_advance=[exchange.set_now])
-    await serve(clock, utc("2025-04-07 01:00"), timeframes=("1d",))
+    exchange.set_now(clock())  # the exchange's day is the clock's from the start, so both runs see one bar
+    many = ("confluence", "volume_surge", "start_bar", "stop_bar")  # enough hits on 5 fake markets
+    await serve(clock, utc("2025-04-07 01:00"), timeframes=("1d",), strategies=many)
     sent = len(api.messages_to(CHAT))
     assert sent > 0
     with ServeState() as state:  # the process died after delivering, before recording the close
         state._conn.execute("DELETE FROM scanned_bars")  # noqa: SLF001 - simulating the lost write
-    await serve(clock, utc("2025-04-07 01:30"), timeframes=("1d",))
+    await serve(clock, utc("2025-04-07 01:30"), timeframes=("1d",), strategies=many)
     assert len(api.messages_to(CHAT)) == sent
     assert {(r["exchange"], r["close"]) for r in rows()} == {(m, utc("2025-04-07")) for m in MARKETS}
     with AlertLedger() as ledger:

@@ -17,6 +17,7 @@ from scanner.quality.core import HORIZONS, parse_since, validate_horizons
 from scanner.quality.history import signal_quality
 from scanner.quality.report import format_table, write_outputs
 from scanner.registry import STRATEGY_NAMES
+from scanner.store import StoreError
 from utils.timeframes import TIMEFRAME_NAMES
 
 PROG = "scanner quality"
@@ -86,10 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    store = None if args.no_store else args.store
-    if args.store:
-        print(f"{PROG}: note: this build has no candle store yet; history is fetched from the exchange",
-              file=sys.stderr)
+    store = False if args.no_store else args.store
     try:
         table = asyncio.run(signal_quality(
             timeframes, strategies, exchanges, horizons=horizons, since=since, min_volume_usd=min_volume,
@@ -98,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted: nothing measured.", file=sys.stderr)
         return 130
+    except StoreError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     print(format_table(table))
     lines = _problems("failed", table.attrs["failed"]) + _problems("skipped", table.attrs["skipped"])
     lines += [f"  detector {e['strategy']} failed on {e['exchange']} {e['timeframe']} {e['symbol']}: "

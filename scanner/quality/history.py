@@ -1,9 +1,9 @@
 """Signal quality over exchanges x timeframes: load each one's history, then ``quality_table``.
 
-``load_history`` is the one place that knows where history comes from. Here it fetches deep
-history through the scan path (``exchanges.get_client`` + ``scanner.cache.source_of``: the same
-native interval and the same multi-day aggregation a scan uses, spec 10) at ``HISTORY_BARS`` native
-bars; once the candle store exists it reads the store instead and fetches only what it lacks.
+``load_history`` is the one place that knows where history comes from: the candle store, through
+the scan's fetch path (``scanner.store.fetch.fetch_native``: only the bars the store lacks are
+fetched, and what is fetched is kept), with the same native interval and multi-day aggregation a
+scan uses (``scanner.cache.source_of``, spec 10), ``HISTORY_BARS`` native bars deep.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +28,8 @@ from scanner.quality.core import (
     validate_horizons,
 )
 from scanner.registry import resolve_strategies
-from utils.candles import Candles
+from scanner.store import CandleStore, StoreOption, open_store, owned
+from scanner.store.fetch import fetch_native, flush, keeps_history
 from utils.sync import run_sync
 from utils.timeframes import get_timeframe
 
@@ -37,14 +37,13 @@ from utils.timeframes import get_timeframe
 # them), three of native weeks, one of 4h bars. A younger market simply has fewer.
 HISTORY_BARS: dict[str, int] = {"4h": 2200, "1d": 1100, "1w": 160}
 
-StorePath = str | Path | None
 
 
 async def load_history(
     exchange: str,
     timeframe: str,
     symbols: Iterable[str] | None = None,
-    store: StorePath = None,
+    store: StoreOption = None,
     *,
     failed: dict[str, str] | None = None,
     client: Any = None,
@@ -54,17 +53,18 @@ async def load_history(
 
     The forming bar (last row) is dropped: only closed bars are measured. A symbol whose fetch
     fails is left out and its reason put into ``failed``; a failed listing raises
-    ``ExchangeError``. ``store`` is where the candle store lives; this build has no store yet and
-    always fetches (see the module docstring). ``client`` lets a test or caller pass its own;
+    ``ExchangeError``. ``store``: the candle store (``scanner.store.open_store``: a ``CandleStore``,
+    a path, None for the default, False for none). ``client`` lets a test or caller pass its own;
     ``progress`` shows a progress bar (default: unless ``DISABLE_PROGRESS=1``).
     """
     get_timeframe(timeframe)
     failed = failed if failed is not None else {}
     own = client is None
     client = client if client is not None else get_client(exchange, timeframe)
+    history = open_store(store)
     try:
         listed = list(symbols) if symbols is not None else await client.get_all_spot_symbols()
-        source = source_of(client, timeframe)
+        source = source_of(client, timeframe, keeps_history(client, history))
         source = replace(source, depth=HISTORY_BARS[source.interval])
         frames: dict[str, pd.DataFrame] = {}
         pending = iter(listed)
@@ -77,8 +77,8 @@ async def load_history(
         async def worker() -> None:
             for symbol in pending:
                 try:
-                    raw = await client.fetch_klines(symbol, interval=source.interval, limit=source.depth)
-                    frame = source.derive(Candles.from_frame(raw), timeframe)
+                    native = await fetch_native(client, symbol, source.interval, source.depth, history)
+                    frame = source.derive(native, timeframe)
                 except (ExchangeError, ValueError, KeyError, TypeError) as exc:
                     failed[symbol] = str(exc) or repr(exc)
                 else:
@@ -91,8 +91,11 @@ async def load_history(
         finally:
             if bar is not None:
                 bar.close()
+            await flush(history)
         return frames
     finally:
+        if owned(store, history):
+            history.close()
         if own:
             await client.close()
 
@@ -105,7 +108,7 @@ async def signal_quality(
     horizons: str | Iterable[int] | None = HORIZONS,
     since: str | pd.Timestamp | None = None,
     min_volume_usd: float | None = None,
-    store: StorePath = None,
+    store: StoreOption = None,
     seed: int = 0,
     symbols: Iterable[str] | None = None,
     progress: bool | None = None,
@@ -128,8 +131,32 @@ async def signal_quality(
     parse_since(since)
     min_volume_usd = validate_min_volume(min_volume_usd)
     wanted = list(symbols) if symbols is not None else None
+    history = open_store(store)  # once for the whole report; StoreError (a ValueError) before any fetch
+    try:
+        return await _measure(
+            history, markets, tfs, names, horizons, since, min_volume_usd, seed, wanted, progress
+        )
+    finally:
+        if owned(store, history):
+            history.close()
+
+
+async def _measure(
+    history: CandleStore | None,
+    markets: list[str],
+    tfs: list[str],
+    names: list[str],
+    horizons: tuple[int, ...],
+    since: str | pd.Timestamp | None,
+    min_volume_usd: float | None,
+    seed: int,
+    wanted: list[str] | None,
+    progress: bool | None,
+) -> pd.DataFrame:
+    """``signal_quality``'s loop over exchanges x timeframes on an open store."""
     tables: list[pd.DataFrame] = []
     report: dict[str, list[dict[str, Any]]] = {"failed": [], "skipped": [], "errors": []}
+    store = history if history is not None else False
     for exchange in markets:
         for timeframe in tfs:
             where = {"exchange": exchange, "timeframe": timeframe}
