@@ -28,84 +28,39 @@ from scanner.analysis import analysis_mode
 from scanner.cache import KlineCache, kline_cache
 from scanner.cli import ENVIRONMENT_HELP, EXIT_CODES_HELP, paths_help
 from scanner.main import deliver, scan_exchange, validate_bars, validate_min_volume, validate_send_telegram
-from scanner.registry import STRATEGY_NAMES, resolve_strategies
+from scanner.names import (
+    REAL_EXCHANGES,
+    resolve_exchanges,
+    resolve_strategy_names,
+    resolve_timeframes,
+    resolve_users,
+)
+from scanner.registry import STRATEGY_NAMES
 from scanner.results import ScanResult, ScanSummary, count_requests_once, format_price
 from scanner.store import StoreOption, open_store, owned
 from utils import config
-from utils.timeframes import TIMEFRAME_NAMES, get_timeframe
+from utils.timeframes import TIMEFRAME_NAMES
 
 log = logging.getLogger("scanner")
 
-REAL_EXCHANGES: tuple[str, ...] = tuple(name for name in EXCHANGE_NAMES if name != "demo")
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-ALL = "all"
 # Per-symbol failures listed under a summary line (grouped by reason); the rest are counted.
 FAILED_REASONS_SHOWN = 5
 DETECTOR_ERRORS_SHOWN = 5
 ALERT_FAILURES_SHOWN = 10
 
 __all__ = [
-    "run_parallel_exchanges",
-    "run_parallel_multi_timeframes_all_exchanges",
-    "resolve_exchanges",
-    "resolve_timeframes",
+    "REAL_EXCHANGES",
     "kline_cache",
     "main",
+    "resolve_exchanges",
+    "resolve_strategy_names",
+    "resolve_timeframes",
+    "resolve_users",
+    "run_parallel_exchanges",
+    "run_parallel_multi_timeframes_all_exchanges",
 ]
-
-
-def _split(value: str | Iterable[str] | None) -> list[str]:
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [item.strip() for item in items if item and item.strip()]
-
-
-def _names(value: str | Iterable[str] | None) -> list[str]:
-    """Split and lower-case: names are accepted in any case (``1D``, ``Demo``, ``ALL``)."""
-    return [item.lower() for item in _split(value)]
-
-
-def resolve_exchanges(exchanges: str | Iterable[str] | None) -> list[str]:
-    """Comma list / list / ``all`` / None (every real exchange) -> validated names.
-
-    ``all`` means every real exchange; ``demo`` is not part of it but may be named beside it
-    (``all,demo`` scans both).
-    """
-    if exchanges is None:
-        return list(REAL_EXCHANGES)
-    items = _names(exchanges)
-    if not items:
-        raise ValueError(f"empty exchange list; valid exchanges: {', '.join(EXCHANGE_NAMES)}, or 'all'")
-    for name in items:
-        if name != ALL and name not in EXCHANGE_NAMES:
-            raise ValueError(f"unknown exchange {name!r}; valid exchanges: {', '.join(EXCHANGE_NAMES)}, or 'all'")
-    if ALL in items:
-        items = [name for name in items if name not in REAL_EXCHANGES and name != ALL] + list(REAL_EXCHANGES)
-    return list(dict.fromkeys(items))
-
-
-def resolve_timeframes(timeframes: str | Iterable[str]) -> list[str]:
-    """Comma list / list -> validated timeframe names (any case), in the given order."""
-    items = _names(timeframes)
-    if not items:
-        raise ValueError(f"empty timeframe list; valid timeframes: {', '.join(TIMEFRAME_NAMES)}")
-    for name in items:
-        get_timeframe(name)
-    return list(dict.fromkeys(items))
-
-
-def resolve_strategy_names(strategies: str | Iterable[str] | None) -> list[str]:
-    """Comma list / list / ``all`` -> validated strategy names (any case), see ``scanner.registry``."""
-    return resolve_strategies(None if strategies is None else _names(strategies))
-
-
-def resolve_users(users: str | Iterable[str] | None) -> list[str]:
-    items = _split(users if users is not None else ["default"])
-    if not items:
-        raise ValueError("empty user list; name at least one user (e.g. 'default')")
-    return list(dict.fromkeys(items))
 
 
 async def _scan_exchange_timeframes(

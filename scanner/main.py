@@ -32,9 +32,9 @@ from scanner.analysis import (
     prepare_and_analyse,
 )
 from scanner.cache import KlineCache, kline_cache, source_of
-from scanner.gc_guard import full_collections_paused
 from scanner.registry import BAR_CHOICES, get_strategy, resolve_strategies
 from scanner.results import AlertReport, ScanResult, ScanSummary
+from scanner.runtime import scan_running
 from scanner.store import CandleStore, StoreOption, open_store, owned
 from scanner.store.fetch import flush as flush_store
 from scanner.store.fetch import keeps_history
@@ -149,41 +149,43 @@ async def scan_exchange(
     own_client = client is None
     client = client if client is not None else get_client(exchange, timeframe)
     history = open_store(store)
-    # Built before the listing: the analysis process boots while symbols are listed and fetched.
     source = source_of(client, timeframe, keeps_history(client, history))
-    job = BatchJob(source, tuple(selected), exchange, timeframe, bars, threshold)
-    analyser = Analyser(job)
-    requests_before = client.request_count
-    try:
+    # A running scan from here to the end: full collections wait, the analysis process is kept
+    # (scanner.runtime), and both end with the last scan of the process, listing failures included.
+    with scan_running():
+        # Built before the listing: the analysis process boots while symbols are listed and fetched.
+        job = BatchJob(source, tuple(selected), exchange, timeframe, bars, threshold)
+        analyser = Analyser(job)
+        requests_before = client.request_count
         try:
-            listed = list(symbols) if symbols is not None else await client.get_all_spot_symbols()
-        except IPBanned as exc:
-            summary.error = f"symbol listing failed: {ban_reason(exc)}"
-            return result
-        except ExchangeError as exc:
-            summary.error = f"symbol listing failed: {exc}"
-            return result
-        summary.listed = len(listed)
-        with full_collections_paused():
+            try:
+                listed = list(symbols) if symbols is not None else await client.get_all_spot_symbols()
+            except IPBanned as exc:
+                summary.error = f"symbol listing failed: {ban_reason(exc)}"
+                return result
+            except ExchangeError as exc:
+                summary.error = f"symbol listing failed: {exc}"
+                return result
+            summary.listed = len(listed)
             await _fetch_and_analyse(
                 client, listed, timeframe, analyser, cache, plan, summary, result, progress_enabled(progress),
                 concurrency, history,
             )
-        await flush_store(history)
-    except asyncio.CancelledError:
-        summary.cancelled = True
-        if partial_sink is not None:
-            partial_sink.append(result)
-        raise
-    finally:
-        if owned(store, history):
-            history.close()
-        summary.requests = client.request_count - requests_before
-        summary.duration_s = time.perf_counter() - started
-        for hit in result.hits:
-            summary.hits_per_strategy[hit.strategy] = summary.hits_per_strategy.get(hit.strategy, 0) + 1
-        if own_client:
-            await client.close()
+            await flush_store(history)
+        except asyncio.CancelledError:
+            summary.cancelled = True
+            if partial_sink is not None:
+                partial_sink.append(result)
+            raise
+        finally:
+            if owned(store, history):
+                history.close()
+            summary.requests = client.request_count - requests_before
+            summary.duration_s = time.perf_counter() - started
+            for hit in result.hits:
+                summary.hits_per_strategy[hit.strategy] = summary.hits_per_strategy.get(hit.strategy, 0) + 1
+            if own_client:
+                await client.close()
     return result
 
 

@@ -595,12 +595,11 @@ def _positive_seconds(text: str, what: str) -> float:
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """Validate the parsed arguments into a ``ServeConfig``; ``ValueError`` names the valid choices."""
     # The scan command's validators, so both commands accept exactly the same names.
-    from run_parallel_scanner import resolve_exchanges, resolve_timeframes, resolve_users
     from scanner.analysis import analysis_mode
-    from scanner.registry import resolve_strategies
+    from scanner.names import resolve_exchanges, resolve_strategy_names, resolve_timeframes, resolve_users
 
     timeframes = schedule.ordered(resolve_timeframes(args.timeframes))
-    strategies = tuple(resolve_strategies(args.strategies))
+    strategies = tuple(resolve_strategy_names(args.strategies))
     exchanges = tuple(resolve_exchanges(args.exchanges))
     users = tuple(resolve_users(args.users))
     settle = _positive_seconds(args.settle, "--settle")

@@ -176,3 +176,22 @@ def test_a_network_failure_names_the_exchange_once_with_a_short_reason(monkeypat
     assert f"connection failed: cannot connect to 127.0.0.1:{port}" in out
     assert "ConnectionKey" not in out + err and "Traceback" not in err
     assert out.count("binance_spot") == 1
+
+
+def test_store_and_no_store_together_are_refused(capsys):
+    status, out, err = run_cli(["scan", "1d", "test_bar", "demo", "--store", "x.sqlite3", "--no-store"], capsys)
+    assert_refused(status, out, err, "choose one of --store PATH and --no-store")
+
+
+def test_a_corrupt_store_file_is_named_with_the_way_out_before_the_scan(tmp_path, capsys):
+    broken = tmp_path / "candles.sqlite3"
+    broken.write_bytes(b"this is not a database" * 200)
+    status, out, err = run_cli(["scan", "1d", "test_bar", "demo", "--store", str(broken)], capsys)
+    assert_refused(status, out, err, str(broken), "--no-store")
+
+
+@pytest.mark.parametrize("option", [["--charts"], ["--summary", "admin"]])
+def test_alert_options_with_sending_off_warn_and_scan(option, capsys):
+    status, out, err = run_cli(["scan", "1d", "test_bar", "demo", *option], capsys)
+    assert status == 0 and "Summary:" in out
+    assert f"warning: {option[0]} has no effect: sending is off" in err

@@ -74,7 +74,7 @@ async def test_soak_three_exchanges_1500_symbols_three_timeframes_with_faults(mo
                 monkeypatch.setenv(key, value)
             config.reload()
             rules = [server.add_fault(kind, path="klines", probability=p, **kw) for kind, kw, p in FAULTS]
-            pool = start_analysis_process()  # lives as long as the process: part of the baseline
+            pool = start_analysis_process()  # started before the baseline is taken, like a scan would
             assert pool is not None and pool.submit(int).result(timeout=120) == 0
             process = psutil.Process()
             tasks_before, fds_before = len(asyncio.all_tasks()), process.num_fds()

@@ -67,9 +67,8 @@ def _problems(label: str, items: list[dict]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 something failed, 2 bad arguments)."""
-    from run_parallel_scanner import resolve_exchanges, resolve_timeframes
     from scanner.main import validate_min_volume
-    from scanner.registry import resolve_strategies
+    from scanner.names import resolve_exchanges, resolve_strategy_names, resolve_timeframes
 
     parser = build_parser()
     try:
@@ -78,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         timeframes = resolve_timeframes(args.timeframes)
-        strategies = resolve_strategies(args.strategies)
+        strategies = resolve_strategy_names(args.strategies)
         exchanges = resolve_exchanges(args.exchanges)
         horizons = validate_horizons(args.horizons)
         since = parse_since(args.since)

@@ -122,7 +122,7 @@ async def signal_quality(
     ``.attrs["skipped"]``, detector failures in ``.attrs["errors"]``. ``symbols`` limits every
     exchange to those markets; ``progress`` as in ``load_history``.
     """
-    from run_parallel_scanner import resolve_exchanges, resolve_timeframes
+    from scanner.names import resolve_exchanges, resolve_timeframes
 
     tfs = resolve_timeframes(timeframes)
     names = resolve_strategies(strategies)
