@@ -35,8 +35,8 @@ import sqlite3
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ import pandas as pd
 
 from utils import config
 from utils.logging import redact
+from utils.sqlite import connect, transaction
 
 STATUS_SENT = "sent"
 STATUS_PENDING = "pending"
@@ -58,7 +59,6 @@ KIND_NOTICE = "notice"
 KINDS: tuple[str, ...] = (KIND_ALERT, KIND_CHART, KIND_SUMMARY, KIND_NOTICE)
 # A pending alert is given up (marked undeliverable) after this many failed deliveries.
 MAX_DELIVERY_ATTEMPTS = 10
-BUSY_TIMEOUT_S = 5.0
 LEASE_S = 900.0  # a sender that died holds its (channel, chat) this long at most
 LEASE_POLL_S = 0.25  # how often a waiting process looks whether the lease is free
 # Version 0 is the first layout (no kind, no undeliverable state, no targets table): migrated in place.
@@ -178,11 +178,8 @@ class AlertLedger:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else config.state_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn = connect(self.path)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -409,16 +406,8 @@ class AlertLedger:
         """Every stored alert (for inspection and tests)."""
         return [_entry(r) for r in self._conn.execute("SELECT * FROM alerts ORDER BY rowid")]
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._conn)
 
 
 def _entry(row: sqlite3.Row) -> LedgerEntry:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 
 from utils import config
+from utils.sqlite import connect, transaction
 
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 5.0
 STATE_FILE_NAME = "serve.sqlite3"
 STATUS_SCANNED = "scanned"
 STATUS_FAILED = "failed"
@@ -73,11 +73,11 @@ class ServeState:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path} is not a usable serve state database: {exc}") from None
+        try:
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StateError(
@@ -164,13 +164,5 @@ class ServeState:
         row = self._conn.execute("SELECT body FROM status WHERE name = ?", (name,)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return transaction(self._conn)
