@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from exchanges.retry import call_with_retries
 from scanner.ledger import (
     KIND_ALERT,
     KIND_CHART,
@@ -212,24 +213,31 @@ def notice_piece(channel: str, kind: str, key: str, title: str, lines: Sequence[
 
 
 async def attempt(call: Callable[[], Awaitable[Any]], sink: Sink) -> Failure | None:
-    """Run ``call`` with bounded retries as the sink classifies its failures; None on success."""
-    for number in range(1, SEND_ATTEMPTS + 1):
-        try:
-            await call()
-            return None
-        except Exception as exc:  # noqa: BLE001 - classified by the sink, never raised to the caller
-            failure = sink.classify(exc)
-        if number == SEND_ATTEMPTS:
-            return failure
-        if failure.outcome is Outcome.RETRY:
-            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (number - 1))
-        elif failure.outcome is Outcome.RETRY_AFTER and (failure.retry_after or 0.0) <= MAX_FLOOD_WAIT_S:
+    """Run ``call`` with bounded retries as the sink classifies its failures; None on success.
+
+    The loop is the exchanges' (``exchanges.retry``): a transient failure waits a capped exponential
+    backoff, a short ``retry_after`` is waited out, anything else ends the attempts at once.
+    """
+
+    def worth_retrying(exc: Exception) -> bool:
+        failure = sink.classify(exc)
+        short_wait = (failure.retry_after or 0.0) <= MAX_FLOOD_WAIT_S
+        return failure.outcome is Outcome.RETRY or (failure.outcome is Outcome.RETRY_AFTER and short_wait)
+
+    def wait(exc: Exception, number: int) -> float:
+        failure = sink.classify(exc)
+        if failure.outcome is Outcome.RETRY_AFTER:
             delay = failure.retry_after or 0.0
         else:
-            return failure
+            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (number - 1))
         log.warning("%s %s call failed (%s); retry %d in %.2fs", sink.kind, sink.channel, failure.reason,
                     number, delay)
-        await asyncio.sleep(delay)
+        return delay
+
+    try:
+        await call_with_retries(call, SEND_ATTEMPTS, worth_retrying, wait)
+    except Exception as exc:  # noqa: BLE001 - classified by the sink, never raised to the caller
+        return sink.classify(exc)
     return None
 
 
