@@ -45,6 +45,7 @@ from exchanges.errors import (
     BadCandles,
     BadResponse,
     BadSymbol,
+    ExchangeError,
     IPBanned,
     RateLimited,
     RequestTimeout,
@@ -232,8 +233,12 @@ class BaseExchangeClient(ABC):
         # Tasks inside _get right now: close() cancels them, so that a request whose caller has gone
         # (a shielded shared fetch after a cancelled scan) cannot open a fresh, never-closed session.
         self._requesting: set[asyncio.Task] = set()
+        # Set by close(): a request started afterwards (a shared fetch that was waiting on the candle
+        # store when its scan was cancelled) fails instead of opening a session nobody closes.
+        self._closed = False
 
     async def __aenter__(self) -> BaseExchangeClient:
+        self._closed = False
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -241,6 +246,7 @@ class BaseExchangeClient(ABC):
 
     async def close(self) -> None:
         """Cancel requests still in flight on this client, then close the session if it created it."""
+        self._closed = True
         current = asyncio.current_task()
         orphans = [t for t in self._requesting if t is not current and not t.done()]
         for task in orphans:
@@ -328,6 +334,8 @@ class BaseExchangeClient(ABC):
     # ------------------------------------------------------------------ HTTP
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ExchangeError(self.name, "client closed: its scan ended before this request")
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_CLIENT)
             self._session = aiohttp.ClientSession(connector=connector)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 
 from exchanges.binance import BinanceSpotClient
-from exchanges.errors import BadResponse, BadSymbol, IPBanned, RequestTimeout, TemporaryError
+from exchanges.errors import BadResponse, BadSymbol, ExchangeError, IPBanned, RequestTimeout, TemporaryError
 from exchanges.rate_limit import RetryPolicy, configure_budget, host_request_counts
 from exchanges.registry import LIVE_EXCHANGE_NAMES, get_client
 from tests.exchange_contracts import (
@@ -303,3 +303,16 @@ async def test_env_base_url_is_used_when_none_is_given(server, market, monkeypat
         assert await c.get_all_spot_symbols() == sorted(server.usdt_symbols(market))
 
 
+
+
+@pytest.mark.parametrize("market", ["binance_spot"])
+async def test_a_closed_client_refuses_new_requests_instead_of_opening_a_session_nobody_closes(
+    server, client, market
+) -> None:
+    symbol = a_symbol(server, market)
+    await client.close()
+    with pytest.raises(ExchangeError, match="client closed"):
+        await client.fetch_klines(symbol, "1d", 5)
+    assert client._session is None  # noqa: SLF001 - no fresh session was opened
+    async with client:  # reopening it explicitly is allowed
+        assert len(await client.fetch_klines(symbol, "1d", 5)) == 5
