@@ -4,6 +4,10 @@ The candle cache keeps thousands of markets' candles through a scan. As DataFram
 thirty objects the garbage collector walks at every full collection (about 0.5 us each, so tens of
 milliseconds of stalled event loop per 2,000 markets); numpy arrays of numbers are not tracked at
 all. A frame is built on demand, and a scan hands the arrays straight to the analysis worker.
+
+The exchange clients parse pages straight into these arrays (``parse_candles``, ``fetch_candles``),
+and the candle sanity rules (``check_candles``) and the sort/de-duplicate rule (``tidy_order``) live
+here once: the parser and the worker's ``clean_frame`` both apply them.
 """
 
 from __future__ import annotations
