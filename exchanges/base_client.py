@@ -17,6 +17,9 @@ Contract used by the rest of the project (keep these names and signatures):
   that cover them (the candle store's incremental fetch). Returns a
   UTC DatetimeIndex of bar opens (unit ms, named ``timestamp``), oldest first, unique; float64
   ``open high low close volume`` in base units; the forming bar last.
+  ``await client.fetch_candles(...)`` is the same as ``utils.candles.Candles`` arrays (what the kline
+  cache and the candle store hold): the pages are parsed straight into arrays (``parse_candles``),
+  checked by ``utils.candles.check_candles`` and tidied once; no DataFrame is built on the way.
 - ``client.request_count``: HTTP requests sent by this client (for summaries and benchmarks);
   ``exchanges.rate_limit.host_request_counts()`` has the per-host totals.
 
@@ -61,14 +64,22 @@ from exchanges.rate_limit import (
     weight_limits,
 )
 from exchanges.retry import backoff_delay, call_with_retries
-from utils.candles import ohlcv_frame
+from utils.candles import (
+    BAD_TIME,
+    INVERTED,
+    TIME_OUT_OF_RANGE,
+    CandleProblem,
+    Candles,
+    check_candles,
+    empty_candles,
+    tidy,
+)
 from utils.config import get_base_url
 from utils.time_slice import yield_if_slice_used
 from utils.timeframes import OHLCV_COLUMNS, daily_bars_needed, empty_ohlcv, get_timeframe
 
 COLUMNS: tuple[str, ...] = OHLCV_COLUMNS
 _MS_PER_UNIT: dict[str, int] = {"s": 1000, "ms": 1}  # open-time units of candle rows
-_LAST_OPEN_MS = 7_258_118_400_000  # 2200-01-01: a later open time is garbage, not a candle
 INTERVAL_MS: dict[str, int] = {"4h": 4 * 3_600_000, "1d": 86_400_000, "1w": 7 * 86_400_000}
 LEVERAGED_SUFFIXES: tuple[str, ...] = ("UP", "DOWN", "BULL", "BEAR")
 LEVERAGED_PATTERN = re.compile(r"\d+[LS]$")
@@ -455,49 +466,50 @@ class BaseExchangeClient(ABC):
         """The candle rows in ``payload`` (a list of arrays or objects by default)."""
         return payload
 
-    def parse_klines(
-        self, payload: Any, symbol: str | None = None, contract_size: float = 1.0
-    ) -> pd.DataFrame:
-        """Normalise one klines payload: oldest first, unique bars, float64 columns, UTC ms index.
+    def parse_candles(self, payload: Any, symbol: str | None = None, contract_size: float = 1.0) -> Candles:
+        """Normalise one klines payload into compact candles: oldest first, unique open times (UTC ms).
 
-        Values may be strings or numbers. Non-finite or negative values and high < low raise
-        ``BadCandles`` (a ``BadResponse``); zero volume is kept (the scanner decides). ``contract_size`` converts
-        contract volume to base units.
+        Values may be strings or numbers. What ``utils.candles.check_candles`` rejects (non-finite or
+        negative values, high < low, open times missing or out of range) raises ``BadCandles`` (a
+        ``BadResponse``); zero volume is kept (the scanner decides). ``contract_size`` converts
+        contract volume to base units. No DataFrame is built on the way.
         """
         try:
             rows = list(self._candle_rows(payload))
             if not rows:
-                return empty_frame()
+                return empty_candles()
             columns = [[row[f] for row in rows] for f in self.row_fields]
         except (KeyError, TypeError, IndexError) as exc:
             message = f"candle rows have an unexpected shape ({exc!r})"
             raise BadCandles(self.name, message, symbol=symbol) from None
         numbers = [_floats(col) for col in columns]
         times, values = numbers[0], np.column_stack(numbers[1:])
-        if not np.isfinite(times).all():
-            raise BadCandles(self.name, "candle with a missing or non-numeric open time", symbol=symbol)
-        bad = ~np.isfinite(values) | (values < 0)
-        if bad.any():
-            row, col = map(int, np.argwhere(bad)[0])
-            message = f"candle {int(times[row])} has {COLUMNS[col]}={columns[col + 1][row]!r}"
-            raise BadCandles(self.name, message, symbol=symbol)
-        inverted = values[:, 1] < values[:, 2]
-        if inverted.any():
-            row = int(np.flatnonzero(inverted)[0])
-            raise BadCandles(self.name, f"candle {int(times[row])} has high < low", symbol=symbol)
         opens_ms = times * _MS_PER_UNIT[self.row_time_unit]
-        if not ((opens_ms >= 0) & (opens_ms < _LAST_OPEN_MS)).all():
-            raise BadCandles(self.name, "candle with an open time out of range", symbol=symbol)
+        problem = check_candles(values, opens_ms)
+        if problem is not None:
+            raise BadCandles(self.name, self._problem_message(problem, times, columns), symbol=symbol)
         if contract_size != 1.0:
             values[:, 4] *= contract_size
-        return self._tidy(ohlcv_frame(opens_ms.astype("int64"), values))
+        return tidy(opens_ms.astype("int64"), values)
 
     @staticmethod
-    def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
-        if frame.index.is_monotonic_increasing and frame.index.is_unique:
-            return frame
-        frame = frame.sort_index(kind="stable")
-        return frame[~frame.index.duplicated(keep="last")]
+    def _problem_message(problem: CandleProblem, times: np.ndarray, columns: list[list[Any]]) -> str:
+        """What a trader reads about a bad payload: the open time (as sent) and the value at fault."""
+        if problem.kind == BAD_TIME:
+            return "candle with a missing or non-numeric open time"
+        if problem.kind == TIME_OUT_OF_RANGE:
+            return "candle with an open time out of range"
+        opened = int(times[problem.row])
+        if problem.kind == INVERTED:
+            return f"candle {opened} has high < low"
+        raw = columns[problem.column + 1][problem.row]
+        return f"candle {opened} has {COLUMNS[problem.column]}={raw!r}"
+
+    def parse_klines(
+        self, payload: Any, symbol: str | None = None, contract_size: float = 1.0
+    ) -> pd.DataFrame:
+        """``parse_candles`` as a normalised OHLCV frame (float64 columns, UTC ms index)."""
+        return self.parse_candles(payload, symbol=symbol, contract_size=contract_size).frame()
 
     async def _contract_size(self, symbol: str) -> float:
         """Base units per contract of ``symbol``; fetches the listing once when it is not known."""
@@ -519,7 +531,13 @@ class BaseExchangeClient(ABC):
     async def fetch_klines(
         self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
     ) -> pd.DataFrame:
-        """The last ``limit`` bars of ``symbol`` (fewer for a younger market); see the module docstring.
+        """``fetch_candles`` as a normalised OHLCV frame (see the module docstring)."""
+        return (await self.fetch_candles(symbol, interval, limit, since=since)).frame()
+
+    async def fetch_candles(
+        self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
+    ) -> Candles:
+        """The last ``limit`` bars of ``symbol`` (fewer for a younger market) as compact candles.
 
         With ``since`` (the open time in UTC ms of a bar, usually the last one the caller stored) the
         bars from that one to the forming one: each page asks for just the bars it covers (the
@@ -537,9 +555,9 @@ class BaseExchangeClient(ABC):
             limit = missing if limit is None else min(int(limit), missing)
         limit = int(limit or self._get_fetch_limit())
         if limit <= 0:
-            return empty_frame()
+            return empty_candles()
         size = await self._contract_size(symbol)
-        pages: list[pd.DataFrame] = []
+        pages: list[Candles] = []
         remaining = limit
         while remaining > 0:
             count = min(remaining, self.page_limit)
@@ -552,18 +570,20 @@ class BaseExchangeClient(ABC):
                 weight=self._klines_weight(count),
                 symbol=symbol,
             )
-            page = self.parse_klines(payload, symbol=symbol, contract_size=size)
-            if page.empty:
+            page = self.parse_candles(payload, symbol=symbol, contract_size=size)
+            if not len(page):
                 break
             pages.append(page)
             remaining -= count
-            if int(page.index.as_unit("ms").asi8[0]) >= start + step:
+            if int(page.stamps[0]) >= start + step:
                 break  # nothing at the start of the window: the market is younger than that
             end = start - 1
         if not pages:
-            return empty_frame()
-        frame = pages[0] if len(pages) == 1 else self._tidy(pd.concat(pages[::-1]))
-        return frame.iloc[-limit:] if len(frame) > limit else frame
+            return empty_candles()
+        if len(pages) > 1:
+            pages = [tidy(np.concatenate([p.stamps for p in pages[::-1]]),
+                          np.concatenate([p.values for p in pages[::-1]]))]
+        return pages[0].tail(limit)
 
     # ------------------------------------------------------------------ listing
 

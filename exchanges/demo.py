@@ -25,6 +25,7 @@ import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import BadSymbol
+from utils.candles import Candles
 from utils.demo_patterns import USUAL_VOLUMES, Arrays, PlantFn, draw_bar
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS, daily_bars_needed, get_timeframe
 
@@ -233,11 +234,11 @@ class DemoClient(BaseExchangeClient):
         self.request_count += 1
         return self.parse_symbols(self.symbols)
 
-    async def fetch_klines(
+    async def fetch_candles(
         self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
-    ) -> pd.DataFrame:
+    ) -> Candles:
         """The last ``limit`` bars of ``symbol`` (from the bar opening at ``since`` UTC ms, when
-        given); the last row is the bar containing ``now``."""
+        given); the last row is the bar containing ``now``. ``fetch_klines`` is their frame."""
         interval = interval or get_timeframe(self.timeframe).native
         if interval not in self.intervals:
             raise ValueError(f"unknown interval {interval!r}; valid intervals: {', '.join(NATIVE_INTERVALS)}")
@@ -249,7 +250,7 @@ class DemoClient(BaseExchangeClient):
             frame = frame[frame.index.as_unit("ms").asi8 >= since]
         limit = limit or (len(frame) if since is not None else self._get_fetch_limit())
         self.request_count += max(1, math.ceil(limit / self.page_limit))
-        return frame.iloc[-limit:] if limit else frame.iloc[:0]
+        return Candles.from_frame(frame.iloc[-limit:] if limit else frame.iloc[:0])
 
     def _daily(self, symbol: str) -> pd.DataFrame:
         frame = self._daily_cache.get(symbol)

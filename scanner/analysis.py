@@ -30,7 +30,7 @@ from scanner.cache import Source
 from scanner.registry import Strategy
 from scanner.results import Hit
 from scanner.runtime import WorkerProcess, yield_if_slice_used
-from utils.candles import Candles
+from utils.candles import Candles, check_candles, tidy_order
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 log = logging.getLogger(__name__)
@@ -64,19 +64,18 @@ __all__ = [
 
 
 def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
-    """Sort and de-duplicate (unambiguous fixes); otherwise return a reason to skip the market."""
+    """Sort and de-duplicate (unambiguous fixes, ``utils.candles.tidy_order``); otherwise return a
+    reason to skip the market: what ``utils.candles.check_candles`` rejects, or too few bars."""
     if frame is None or frame.empty:
         return None, "no candles"
-    if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
-        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    index = frame.index
+    order = tidy_order(index.asi8 if isinstance(index, pd.DatetimeIndex) else index.to_numpy())
+    if order is not None:
+        frame = frame.iloc[order]
     frame = ohlcv_only(frame)
-    values = frame.to_numpy(dtype="float64", copy=False)
-    if not np.isfinite(values).all():
-        return None, "candles with missing or non-numeric values"
-    if values.min() < 0:
-        return None, "candles with negative values"
-    if (values[:, 1] < values[:, 2]).any():
-        return None, "candles with high below low"
+    problem = check_candles(frame.to_numpy(dtype="float64", copy=False))
+    if problem is not None:
+        return None, problem.reason
     if len(frame) < MIN_ROWS:
         return None, f"only {len(frame)} bars (needs {MIN_ROWS})"
     return frame, None

@@ -12,6 +12,7 @@ import pytest
 from exchanges.base_client import BaseExchangeClient
 from exchanges.errors import TemporaryError
 from scanner.cache import CACHE_TTL_SECONDS, KlineCache, kline_cache
+from utils.candles import Candles, tidy
 from utils.timeframes import SCAN_BARS, aggregate_daily, daily_bars_needed
 
 LAST_DAY = pd.Timestamp("2025-06-04", tz="UTC")
@@ -20,7 +21,7 @@ STEP = {"4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1), "1w": pd.Timede
 
 
 class FakeClient(BaseExchangeClient):
-    """Counts fetch_klines calls; bars are synthetic, ``delay`` makes fetches overlap, ``fail`` raises."""
+    """Counts fetch_candles calls (the cache's fetch); bars are synthetic, ``delay`` makes fetches overlap, ``fail`` raises."""
 
     name = "fake"
     default_base_url = "http://127.0.0.1:9"
@@ -39,20 +40,19 @@ class FakeClient(BaseExchangeClient):
     async def get_all_spot_symbols(self) -> list[str]:
         return ["AAAUSDT"]
 
-    async def fetch_klines(
-        self, symbol: str, interval: str | None = None, limit: int | None = None
-    ) -> pd.DataFrame:
+    async def fetch_candles(
+        self, symbol: str, interval: str | None = None, limit: int | None = None, *, since: int | None = None
+    ) -> Candles:
         self.calls.append((symbol, interval, limit))
         await asyncio.sleep(self.delay)
         if self.fail:
             self.fail -= 1
             raise TemporaryError(self.name, "HTTP 503", status=503, symbol=symbol)
         last = LAST_DAY - pd.Timedelta(days=LAST_DAY.day_of_week) if interval == "1w" else LAST_DAY
-        index = pd.date_range(end=last, periods=limit, freq=STEP[interval], name="timestamp").as_unit("ms")
+        step_ms = STEP[interval] // pd.Timedelta(milliseconds=1)
+        stamps = last.value // 1_000_000 - step_ms * np.arange(limit - 1, -1, -1, dtype=np.int64)
         x = np.arange(limit, dtype="float64") + 1.0
-        return pd.DataFrame(
-            {"open": x, "high": x + 1.0, "low": x - 0.5, "close": x + 0.5, "volume": x * 10}, index=index
-        )
+        return tidy(stamps, np.column_stack([x, x + 1.0, x - 0.5, x + 0.5, x * 10]))
 
 
 class SmallPageClient(FakeClient):

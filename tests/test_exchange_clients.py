@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from exchanges.binance import BinanceSpotClient
@@ -100,6 +101,29 @@ async def test_pagination_returns_exactly_limit_bars(server, client, market) -> 
     frame = await client.fetch_klines(symbol, "4h", limit)
     assert_frame_matches_server(frame, server, market, symbol, "4h", limit)
     assert client.request_count - before == math.ceil(limit / client.page_limit)
+
+
+async def test_fetch_candles_of_a_multi_page_kucoin_futures_fetch_equals_fetch_klines() -> None:
+    market = "kucoin_futures"
+    async with FakeExchangeServer(symbols=3, now=NOW, markets=[market]) as srv:
+        async with make_client(srv, market) as c:
+            await c.get_all_spot_symbols()
+            symbol = a_symbol(srv, market)
+            limit = 3 * c.page_limit + 11
+            before = c.request_count
+            candles = await c.fetch_candles(symbol, "1d", limit)
+            pages = c.request_count - before
+            frame = await c.fetch_klines(symbol, "1d", limit)
+            since = int(candles.stamps[-250])
+            recent = await c.fetch_candles(symbol, "1d", since=since)
+            recent_frame = await c.fetch_klines(symbol, "1d", since=since)
+    assert pages == 4
+    assert not candles.stamps.flags.writeable and not candles.values.flags.writeable
+    assert candles.stamps.tolist() == frame.index.as_unit("ms").asi8.tolist()
+    assert np.array_equal(candles.values.view(np.int64), frame.to_numpy().view(np.int64))
+    assert_frame_matches_server(frame, srv, market, symbol, "1d", limit)
+    assert recent.stamps.tolist() == candles.stamps[-250:].tolist() == recent_frame.index.as_unit("ms").asi8.tolist()
+    assert np.array_equal(recent.values, recent_frame.to_numpy())
 
 
 async def test_young_market_returns_its_whole_history(market) -> None:

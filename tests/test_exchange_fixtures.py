@@ -287,3 +287,26 @@ def test_registry_names_and_unknown_name() -> None:
     with pytest.raises(ValueError, match="binance_spot"):
         get_client("nope")
     assert get_client("gateio_spot", timeframe="1w", base_url="http://127.0.0.1:1").native_interval() == "1d"
+
+
+@pytest.mark.parametrize(("market", "name", "rows"), RECORDED)
+def test_parse_candles_equals_the_parsed_frame_bit_for_bit(market: str, name: str, rows: int) -> None:
+    client = get_client(market, base_url="http://127.0.0.1:1")
+    payload = client.parse_body(_text(market, name))
+    candles = client.parse_candles(payload, contract_size=2.5)
+    frame = client.parse_klines(payload, contract_size=2.5)
+    assert candles.stamps.dtype == np.int64 and candles.values.dtype == np.float64
+    assert not candles.stamps.flags.writeable and not candles.values.flags.writeable
+    assert candles.stamps.tolist() == _ms(frame)
+    assert candles.values.view(np.int64).tolist() == frame.to_numpy().view(np.int64).tolist()
+    assert len(candles) == rows
+
+
+def test_parse_candles_sorts_and_keeps_the_last_duplicate_without_a_frame() -> None:
+    day = 86_400_000
+    client = get_client("binance_spot", base_url="http://127.0.0.1:1")
+    candles = client.parse_candles(client.parse_body(_binance_rows(
+        [2 * day, 5, 6, 4, 5, 1], [day, 1, 2, 1, 2, 1], [2 * day, 7, 8, 6, 7, 9]
+    )))
+    assert candles.stamps.tolist() == [day, 2 * day]
+    assert candles.values[1].tolist() == [7.0, 8.0, 6.0, 7.0, 9.0]

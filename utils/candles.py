@@ -4,6 +4,10 @@ The candle cache keeps thousands of markets' candles through a scan. As DataFram
 thirty objects the garbage collector walks at every full collection (about 0.5 us each, so tens of
 milliseconds of stalled event loop per 2,000 markets); numpy arrays of numbers are not tracked at
 all. A frame is built on demand, and a scan hands the arrays straight to the analysis worker.
+
+The exchange clients parse pages straight into these arrays (``parse_candles``, ``fetch_candles``),
+and the candle sanity rules (``check_candles``) and the sort/de-duplicate rule (``tidy_order``) live
+here once: the parser and the worker's ``clean_frame`` both apply them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,85 @@ import pandas as pd
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 UTC_MS = pd.DatetimeTZDtype("ms", "UTC")
+LAST_OPEN_MS = 7_258_118_400_000  # 2200-01-01: a later open time is garbage, not a candle
+
+# Kinds of CandleProblem, in the order check_candles looks for them.
+BAD_TIME = "missing or non-numeric open time"
+BAD_VALUE = "missing, non-numeric or negative value"
+INVERTED = "high below low"
+TIME_OUT_OF_RANGE = "open time out of range"
+
+
+@dataclass(frozen=True)
+class CandleProblem:
+    """The first thing wrong with a set of candles (``check_candles``), for its caller's message.
+
+    ``kind`` is one of the constants above; ``row`` and ``column`` (0-4, OHLCV) locate the first bad
+    cell (``column`` -1 when the row's open time is at fault); ``reason`` is the one-line summary the
+    scanner reports for a skipped market (``BAD_VALUE`` split into missing vs negative values).
+    """
+
+    kind: str
+    row: int
+    column: int
+    reason: str
+
+
+def check_candles(values: np.ndarray, opens_ms: np.ndarray | None = None) -> CandleProblem | None:
+    """The candle sanity rules, the one place they live: open times finite and within 1970..2200 (when
+    ``opens_ms`` is given, float or int UTC ms), every value finite and not negative, high >= low.
+
+    Zero volume passes (the scanner decides). Returns None for sane candles, else the first problem in
+    the order: open time missing, bad value, high < low, open time out of range.
+    """
+    if opens_ms is not None and not np.isfinite(opens_ms).all():
+        row = int(np.flatnonzero(~np.isfinite(opens_ms))[0])
+        return CandleProblem(BAD_TIME, row, -1, "candles with a missing or non-numeric open time")
+    finite = np.isfinite(values)
+    bad = ~finite | (values < 0)
+    if bad.any():
+        row, column = map(int, np.argwhere(bad)[0])
+        missing = not finite.all()
+        reason = "candles with missing or non-numeric values" if missing else "candles with negative values"
+        return CandleProblem(BAD_VALUE, row, column, reason)
+    inverted = values[:, 1] < values[:, 2]
+    if inverted.any():
+        return CandleProblem(INVERTED, int(np.flatnonzero(inverted)[0]), 1, "candles with high below low")
+    if opens_ms is not None:
+        outside = ~((opens_ms >= 0) & (opens_ms < LAST_OPEN_MS))
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            return CandleProblem(TIME_OUT_OF_RANGE, row, -1, "candles with an open time out of range")
+    return None
+
+
+def tidy_order(stamps: np.ndarray) -> np.ndarray | None:
+    """Positions that put candles oldest first and keep only the last of rows sharing an open time
+    (an exchange's later row is its newer word on that bar); None when they already are so."""
+    stamps = np.asarray(stamps)
+    if len(stamps) < 2 or bool((stamps[1:] > stamps[:-1]).all()):
+        return None
+    order = np.argsort(stamps, kind="stable")
+    ordered = stamps[order]
+    last_of_run = np.append(ordered[1:] != ordered[:-1], True)
+    return order[last_of_run]
+
+
+def tidy(stamps: np.ndarray, values: np.ndarray) -> Candles:
+    """Read-only candles of open times (UTC ms) and (rows, 5) values, oldest first, open times unique
+    (``tidy_order``). The arrays are taken over, not copied: pass new ones."""
+    order = tidy_order(stamps)
+    stamps = np.ascontiguousarray(stamps if order is None else stamps[order], dtype=np.int64)
+    values = np.ascontiguousarray(values if order is None else values[order], dtype=np.float64)
+    values = values.reshape(-1, len(OHLCV_COLUMNS))
+    stamps.flags.writeable = False
+    values.flags.writeable = False
+    return Candles(stamps, values)
+
+
+def empty_candles() -> Candles:
+    """Candles of a market without any."""
+    return tidy(np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS)), dtype=np.float64))
 
 
 def ohlcv_frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:

@@ -55,19 +55,18 @@ async def fetch_native(
     """The last ``depth`` native bars of ``symbol`` (the forming one last), through ``store`` when
     it keeps this client's history; see the module docstring."""
     if not keeps_history(client, store) or store.failure is not None:
-        return Candles.from_frame(await client.fetch_klines(symbol, interval=interval, limit=depth))
+        return await client.fetch_candles(symbol, interval=interval, limit=depth)
     assert store is not None
     try:
         stored = await store.ahistory(client.name, symbol, interval)
     except StoreError as exc:
         store.disable(exc)
-        return Candles.from_frame(await client.fetch_klines(symbol, interval=interval, limit=depth))
+        return await client.fetch_candles(symbol, interval=interval, limit=depth)
     step = INTERVAL_MS[interval]
     now_ms = int(client.clock() * 1000)
     since, replace = plan_fetch(stored, depth, now_ms, step)
-    frame = await client.fetch_klines(symbol, interval=interval, limit=None if since is not None else depth,
-                                      since=since)
-    fetched = Candles.from_frame(frame)
+    fetched = await client.fetch_candles(symbol, interval=interval, limit=None if since is not None else depth,
+                                         since=since)
     if not len(fetched):
         return fetched
     kept = stored.candles
