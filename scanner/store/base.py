@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from utils.candles import Candles
+from utils.candles import Candles, empty_candles
 from utils.config import file_config
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS
 
@@ -75,12 +75,6 @@ class SeriesInfo:
     bars: int
     first_ms: int | None
     last_ms: int | None
-
-
-def empty_candles() -> Candles:
-    stamps = np.empty(0, dtype=np.int64)
-    values = np.empty((0, len(OHLCV_COLUMNS)), dtype=np.float64)
-    return Candles(stamps, values)
 
 
 def frozen(stamps: np.ndarray, values: np.ndarray) -> Candles:
