@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from utils.candles import Candles, empty_candles
+from utils.candles import Candles
 from utils.config import file_config
 from utils.timeframes import NATIVE_INTERVALS, OHLCV_COLUMNS
 

@@ -11,10 +11,10 @@ from scanner.store.base import (
     SeriesInfo,
     SeriesWrite,
     StoredSeries,
-    empty_candles,
     keep_counts,
     merge_candles,
 )
+from utils.candles import empty_candles
 
 SeriesKey = tuple[str, str, str]
 

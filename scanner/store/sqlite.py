@@ -34,12 +34,11 @@ from scanner.store.base import (
     SeriesWrite,
     StoredSeries,
     StoreError,
-    empty_candles,
     frozen,
     keep_counts,
     merge_candles,
 )
-from utils.candles import Candles
+from utils.candles import Candles, empty_candles
 from utils.timeframes import OHLCV_COLUMNS
 
 log = logging.getLogger(__name__)
