@@ -388,9 +388,7 @@ class ServeLoop:
             (log.warning if summary.error else log.info)("%s", line)
         alerts = result.alerts
         if self.config.send:
-            log.info("%s %s alerts: %d sent in %d messages, %d already sent, %d pending, %d failures",
-                     unit.exchange, label, alerts.sent, alerts.messages, alerts.duplicates_skipped,
-                     alerts.pending, len(alerts.failures))
+            log.info("%s %s %s", unit.exchange, label, alerts.line())
             self._since.alerts_sent += alerts.sent
             self._pending_alerts = self._count_pending()
         if unit.close is None:
