@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from tests.fakes.exchange_data import INTERVAL_MS, BUCKET_OFFSET_MS, QUOTE_DECIMALS, Bars, Summary, SymbolInfo
+from tests.fakes.exchange_data import BUCKET_OFFSET_MS, INTERVAL_MS, QUOTE_DECIMALS, Bars, Summary, SymbolInfo
 from tests.fakes.exchange_limits import Decision, RateRule
 from tests.fakes.exchange_tokens import (
     const_tokens,

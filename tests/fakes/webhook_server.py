@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.local_http import serve_locally
+
 FAULT_KINDS = ("rate_limited", "server_error", "not_found", "drop", "hang_after_delivery")
 LIMITS = {"content": 2000, "embeds": 10, "title": 256, "description": 4096, "footer": 2048, "total": 6000, "files": 10}
 
@@ -54,11 +56,7 @@ class FakeWebhook:
     async def __aenter__(self) -> FakeWebhook:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/hooks/{name}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self._port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
