@@ -181,7 +181,7 @@ async def run_parallel_multi_timeframes_all_exchanges(
     if send_telegram:
         result.alerts = await deliver(
             result, user_list, telegram_channel, charts=charts, group_assets=group_assets,
-            summary_user=summary_user, candles=lambda ex, tf, sym: chart_candles.get((ex, tf, sym)),
+            summary_user=summary_user, candles=chart_candles,
         )
     return result
 
