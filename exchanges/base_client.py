@@ -189,6 +189,10 @@ class BaseExchangeClient(ABC):
     page_limit: ClassVar[int] = 1000
     weekly_monday_aligned: ClassVar[bool] = True
 
+    # The exchange states its limit (its listing publishes it, Binance's ``rateLimits``): until it
+    # has, the table's limit is a guess and is probed (exchanges.rate_limit). Where an exchange
+    # states nothing, the documented table is all there is and is trusted until a 429.
+    states_limits: ClassVar[bool] = False
     # Our interval names -> the exchange's.
     intervals: ClassVar[dict[str, str]] = {}
     listing_path: ClassVar[str] = ""
@@ -290,7 +294,8 @@ class BaseExchangeClient(ABC):
 
     @property
     def budget(self) -> HostBudget:
-        return get_budget(self.budget_key or self.name, self.budget_limit, self.budget_period)
+        return get_budget(self.budget_key or self.name, self.budget_limit, self.budget_period,
+                          confirmed=not self.states_limits)
 
     def _klines_weight(self, count: int) -> float:
         """Cost of one klines request of ``count`` bars in the budget's units (``klines_cost``)."""
@@ -397,7 +402,7 @@ class BaseExchangeClient(ABC):
         self.request_count += 1
         budget.request_count += 1
         timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
-        headers = None
+        headers, status = None, 0
         try:
             async with self._get_session().get(self.base_url + path, params=params, timeout=timeout) as resp:
                 raw = await resp.read()
@@ -409,7 +414,8 @@ class BaseExchangeClient(ABC):
             raise TemporaryError(self.name, f"connection failed: {connection_reason(exc)}", symbol=symbol) from None
         finally:
             # The request's flight ends now, answered or not; only an answer carries usage headers.
-            budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}))
+            budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}),
+                           accepted=200 <= status < 300)
         await yield_if_slice_used()  # decoding is the loop's heaviest work: take turns (utils.time_slice)
         return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
 

@@ -50,6 +50,7 @@ class BinanceSpotClient(BinanceStyleClient):
     listing_weight = 20
     klines_path = "/api/v3/klines"
     klines_weight = 2
+    states_limits = True
     budget_key = "binance_spot"
     budget_limit = 6000
     budget_period = 60.0
@@ -72,6 +73,7 @@ class BinanceFuturesClient(BinanceStyleClient):
     listing_weight = 1
     klines_path = "/fapi/v1/klines"
     klines_cost = FUTURES_KLINES_COST
+    states_limits = True
     budget_key = "binance_futures"
     budget_limit = 2400
     budget_period = 60.0

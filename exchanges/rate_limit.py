@@ -34,6 +34,19 @@ told when several tools share its IP or the exchange lowers a limit, and Binance
   limit holds for ``HOLD_PERIODS`` periods without a 429, then grows back by ``GROWTH_PER_PERIOD``
   per period up to the table's (or published) limit, so a limit raised again is found again.
 
+A limit nobody confirmed is probed, not trusted (``confirmed``): the requests on the wire when
+the first 429 comes are all refused too (31 of them at 32 in flight). Where the exchange states
+its limit (Binance's listing publishes it), the built-in table is a guess until it has; where it
+states nothing (MEXC), the documented table is all there is and is trusted until a 429. An
+unconfirmed budget sends at full concurrency only up to the most weight the exchange has accepted
+in one window (``proven``: its used-weight header, else the weight of the probes it accepted);
+beyond that, one request at a time goes (a probe, beside the others), and its answer raises
+``proven``. A refused probe is then the only 429 of its window, and the weight accepted before it
+is the limit from then on. A 429 to a request within ``proven`` means the limit changed under
+us: the budget is unconfirmed from then on and ``proven`` starts again from nothing. A budget is
+confirmed by a published limit for its window, a limit stated in a header, or the user's
+``SCANNER_<KEY>_RATE_LIMIT``.
+
 The published limit of a budget can be overridden with ``SCANNER_<KEY>_RATE_LIMIT`` set to
 ``"<capacity>/<window seconds>"`` or ``"<capacity>/<window seconds>/<margin>"`` (``<KEY>`` is the
 budget key in capitals, e.g. ``SCANNER_BINANCE_SPOT_RATE_LIMIT=1200/60`` for an IP shared with
@@ -190,8 +203,14 @@ class HostBudget:
         period: float,
         margin: float = SAFETY_MARGIN,
         max_in_flight: int = MAX_IN_FLIGHT,
+        confirmed: bool = True,
     ) -> None:
         self.key = key
+        self.confirmed = confirmed  # the limit was told or stated: no probing beyond ``proven``
+        self.proven = 0.0  # most weight the exchange accepted in one window since the limit last changed
+        self._used: float | None = None  # the exchange's count in its window, from the last used-weight header ...
+        self._used_at = -math.inf  # ... received then
+        self._probe_task: asyncio.Task | None = None  # the task whose request went alone beyond ``proven``
         self.ceiling = float(limit)  # the table's (or env) limit, lowered by published limits
         self.period = float(period)
         self.margin = margin
@@ -253,6 +272,7 @@ class HostBudget:
         """
         if not (math.isfinite(limit) and limit > 0) or abs(period - self.period) > WEIGHT_EPS:
             return False
+        self.confirmed = True
         if limit >= self.ceiling - WEIGHT_EPS:
             return False
         log.info("%s: rate limit lowered from %g to %g per %gs (%s)",
@@ -265,15 +285,26 @@ class HostBudget:
         """An over-limit answer (429 or the exchange's own code): lower the limit believed.
 
         ``stated`` is the limit the answer's headers imply (``UsageHeaders.stated_limit``). Below
-        the limit believed, it becomes the limit; otherwise the limit is multiplied by
-        ``DECREASE_FACTOR``, at most once per period: the requests in flight when the first 429
-        came are answered 429 too, and must not halve it again. Either way the lowered limit
-        holds ``HOLD_PERIODS`` periods, then grows back (module docstring).
+        the limit believed, it becomes the limit. Without it, a refused probe (module docstring)
+        makes the weight accepted in one window (``proven``) the limit; otherwise the limit is
+        multiplied by ``DECREASE_FACTOR``, at most once per period: the requests in flight when
+        the first 429 came are answered 429 too, and must not halve it again. Either way the
+        lowered limit holds ``HOLD_PERIODS`` periods, then grows back (module docstring). A 429 to
+        anything but a probe means the limit is not what it was: the budget probes again from
+        nothing, even if the exchange had published its limit.
         """
         now = time.time()
+        probe = self._probe_task is not None and self._probe_task is _current_task()
         believed = self.limit_at(now)
+        if probe:
+            self.proven = min(self.proven, stated) if stated is not None else self.proven
+        else:
+            self.confirmed = False
+            self.proven = 0.0
         if stated is not None and stated < believed - WEIGHT_EPS:
             lowered = stated
+        elif probe and stated is None and 0 < self.proven < believed - WEIGHT_EPS:
+            lowered = self.proven
         elif now - self._cut_at >= self.period:
             lowered = believed * DECREASE_FACTOR
         else:
@@ -350,8 +381,25 @@ class HostBudget:
             self._room = None
         return not self._answered or (self._header_driven and self._room is None)
 
+    def _exchange_count(self, now: float) -> float:
+        """The most weight the exchange may count in its window now: its last used-weight header
+        plus everything on the wire (a window older than a period has reset), else the budget's log."""
+        if self._used is not None and now - self._used_at < self.period:
+            return self._used + self._flying_weight
+        return self.in_use(now)
+
+    def _beyond_proven(self, weight: float, now: float) -> bool:
+        """True when ``weight`` more would go past what the exchange has accepted in one window
+        and nobody confirmed the limit: such a request is a probe, one at a time."""
+        return not self.confirmed and self._exchange_count(now) + weight > self.proven + WEIGHT_EPS
+
+    def _probe_in_flight(self) -> bool:
+        return self._probe_task is not None and self._probe_task in self._flying
+
     def _admission_delay(self, weight: float, now: float) -> float:
         if len(self._flying) >= self.max_in_flight or (self._flying and self._probing(now)):
+            return math.inf
+        if self._probe_in_flight() and self._beyond_proven(weight, now):
             return math.inf
         room_wait = 0.0
         if self._room is not None and weight > self._room + WEIGHT_EPS:
@@ -391,6 +439,10 @@ class HostBudget:
                     await asyncio.wait_for(changed.wait(), timeout)
                 except TimeoutError:
                     pass
+            if self._beyond_proven(weight, time.time()):
+                self._probe_task = task
+            elif self._probe_task is task:
+                self._probe_task = None
             self._flying[task] = weight
             self._flying_weight += weight
             if self._room is not None:
@@ -399,17 +451,28 @@ class HostBudget:
             self._watched.add(task)
             task.add_done_callback(self._finish)
 
-    def observe(self, headers: UsageHeaders | None, values: dict[str, str]) -> None:
-        """An answer arrived: end its flight, and read the exchange's usage headers if it has any."""
+    def observe(self, headers: UsageHeaders | None, values: dict[str, str], accepted: bool = False) -> None:
+        """An answer arrived: end its flight, and read the exchange's usage headers if it has any.
+
+        ``accepted``: the exchange served the request (HTTP 2xx), so the weight it counted is
+        weight it accepts in one window (``proven``).
+        """
         now = time.time()
         self._answered = True
-        self._finish(_current_task())
+        task = _current_task()
+        weight = self._flying.get(task, 0.0)
+        self._finish(task)
+        if accepted and task is self._probe_task and (headers is None or not headers.used):
+            self.proven += weight  # without the exchange's count, the probe's own weight is the news
         if headers is None:
             return
         lookup = {k.lower(): v for k, v in values.items()}
         if headers.used:
             used = _number(lookup.get(headers.used.lower()))
             if used is not None:
+                self._used, self._used_at = used, now
+                if accepted:
+                    self.proven = max(self.proven, used)
                 self._note_used(used, now)
             return
         if not headers.remaining:
@@ -430,7 +493,7 @@ class HostBudget:
             reset_in = _epoch_seconds(reset) - now
         reserve = limit * (1.0 - self.margin)
         # Requests still in flight may not be in ``remaining`` yet: they come off the room too.
-        self._header_driven = True
+        self._header_driven = self.confirmed = True
         self._room = remaining - reserve - self._flying_weight
         self._room_until = now + min(max(reset_in, 0.0), MAX_HEADER_PAUSE_S) + PAUSE_SLACK_S
         if remaining <= reserve + WEIGHT_EPS:
@@ -479,22 +542,29 @@ def limit_override(key: str) -> tuple[float, float, float] | None:
     return limit, period, numbers[2] if len(numbers) == 3 else SAFETY_MARGIN
 
 
-def get_budget(key: str, limit: float, period: float) -> HostBudget:
+def get_budget(key: str, limit: float, period: float, confirmed: bool = True) -> HostBudget:
     """The process-wide budget ``key``, created on first use with its published ``limit`` per ``period``.
 
-    ``SCANNER_<KEY>_RATE_LIMIT`` replaces the published values (module docstring).
+    ``confirmed=False``: the exchange states its limit itself, so until it has, ``limit`` is a
+    guess (module docstring). ``SCANNER_<KEY>_RATE_LIMIT`` replaces the published values and is
+    trusted (module docstring).
     """
     budget = _BUDGETS.get(key)
     if budget is None:
         override = limit_override(key)
         limit, period, margin = override if override is not None else (limit, period, SAFETY_MARGIN)
-        budget = _BUDGETS[key] = HostBudget(key, limit, period, margin)
+        budget = _BUDGETS[key] = HostBudget(key, limit, period, margin, confirmed=confirmed or override is not None)
     return budget
 
 
-def configure_budget(key: str, limit: float, period: float, margin: float = SAFETY_MARGIN) -> HostBudget:
-    """Replace budget ``key`` (a tighter limit for a shared IP, or a small one in tests)."""
-    budget = _BUDGETS[key] = HostBudget(key, limit, period, margin)
+def configure_budget(
+    key: str, limit: float, period: float, margin: float = SAFETY_MARGIN, confirmed: bool = True
+) -> HostBudget:
+    """Replace budget ``key`` (a tighter limit for a shared IP, or a small one in tests).
+
+    ``confirmed=False`` makes the limit a table's guess, probed beyond what the exchange accepted.
+    """
+    budget = _BUDGETS[key] = HostBudget(key, limit, period, margin, confirmed=confirmed)
     return budget
 
 

@@ -16,6 +16,7 @@ from exchanges.errors import RateLimited
 from exchanges.kucoin import KucoinSpotClient
 from exchanges.mexc import MexcFuturesClient
 from exchanges.rate_limit import (
+    HostBudget,
     DECREASE_FACTOR,
     GROWTH_PER_PERIOD,
     HOLD_PERIODS,
@@ -117,14 +118,33 @@ async def test_a_binance_429_teaches_the_client_the_weight_the_exchange_allowed(
             assert client.budget.paused_until > 0  # and its Retry-After holds the budget
 
 
-async def test_a_rate_limited_envelope_without_numbers_halves_the_limit() -> None:
+async def test_a_rate_limited_envelope_without_numbers_halves_a_told_limit() -> None:
     async with FakeExchangeServer(symbols=3, markets=["mexc_futures"], rate_limits=False) as server:
         symbol = server.usdt_symbols("mexc_futures")[0]
         server.add_fault("429", market="mexc_futures", path="klines", times=1, retry_after=0)
+        configure_budget("mexc_futures", MexcFuturesClient.budget_limit, MexcFuturesClient.budget_period)
         async with MexcFuturesClient(base_url=server.base_url("mexc_futures"), retry=NO_WAIT) as client:
             frame = await client.fetch_klines(symbol, "1d", 10)  # 510 "too frequent", retried
             assert len(frame) == 10
             assert client.budget.limit == MexcFuturesClient.budget_limit * DECREASE_FACTOR
+            assert not client.budget.confirmed  # refused within the told limit: probed from now on
+
+
+async def test_a_refused_probe_without_numbers_makes_the_weight_accepted_in_the_window_the_limit() -> None:
+    async with FakeExchangeServer(symbols=3, markets=["mexc_futures"], rate_limits=False) as server:
+        symbol = server.usdt_symbols("mexc_futures")[0]
+        configure_budget("mexc_futures", MexcFuturesClient.budget_limit, MexcFuturesClient.budget_period,
+                         confirmed=False)  # as after a first 429
+        async with MexcFuturesClient(base_url=server.base_url("mexc_futures"), retry=NO_WAIT) as client:
+            for _ in range(3):
+                await client.fetch_klines(symbol, "1d", 10)
+            accepted = client.budget.proven
+            assert accepted >= 3  # three klines requests of weight 1 within the 2 s window, at least
+            server.add_fault("429", market="mexc_futures", path="klines", times=1, retry_after=0)
+            await client.fetch_klines(symbol, "1d", 10)  # goes alone, is refused, then retried
+            # the weight accepted before the refusal (the probe's own retry may add one), not a halving
+            assert client.budget.limit == client.budget.proven
+            assert accepted <= client.budget.limit < MexcFuturesClient.budget_limit * DECREASE_FACTOR
 
 
 async def test_kucoin_usage_headers_teach_the_client_a_lowered_limit() -> None:
@@ -134,3 +154,75 @@ async def test_kucoin_usage_headers_teach_the_client_a_lowered_limit() -> None:
         async with KucoinSpotClient(base_url=server.base_url("kucoin_spot"), retry=NO_WAIT) as client:
             await asyncio.wait_for(client.fetch_klines(symbol, "1d", 10), 10)
             assert client.budget.limit == 500
+
+
+async def _answered(budget: HostBudget, weight: float, peak: list[int]) -> None:
+    """Acquire, note how many requests are on the wire, then take an accepted answer."""
+    await budget.acquire(weight)
+    peak.append(budget.in_flight())
+    await asyncio.sleep(0.005)
+    budget.observe(None, {}, accepted=True)
+
+
+async def test_an_unconfirmed_budget_sends_one_request_at_a_time_beyond_the_accepted_weight() -> None:
+    budget = configure_budget("guess", 1000, 10.0, confirmed=False)
+    peak: list[int] = []
+    await asyncio.gather(*(_answered(budget, 1, peak) for _ in range(5)))
+    assert max(peak) == 1  # each answer raises what the exchange is known to accept by one
+    assert budget.proven == 5
+
+
+async def test_within_the_accepted_weight_an_unconfirmed_budget_sends_at_full_concurrency() -> None:
+    budget = configure_budget("guess", 1000, 0.2, confirmed=False)
+    budget.proven = 20  # an earlier window took 20
+    peak: list[int] = []
+    await _answered(budget, 1, peak)  # the first request of a budget always goes alone
+    await asyncio.gather(*(_answered(budget, 1, peak) for _ in range(10)))
+    assert max(peak) == 10
+
+
+async def test_a_told_limit_is_not_probed() -> None:
+    budget = configure_budget("told", 1000, 10.0)
+    peak: list[int] = []
+    await _answered(budget, 1, peak)
+    await asyncio.gather(*(_answered(budget, 1, peak) for _ in range(5)))
+    assert max(peak) == 5
+
+
+def test_the_table_is_a_guess_where_the_exchange_states_its_limit_and_trusted_where_it_does_not(
+    monkeypatch,
+) -> None:
+    assert not BinanceSpotClient().budget.confirmed  # until the listing publishes the limit
+    assert MexcFuturesClient().budget.confirmed  # MEXC states nothing: the documented table
+    monkeypatch.setenv("SCANNER_BINANCE_FUTURES_RATE_LIMIT", "1200/60")
+    assert get_budget("binance_futures", 2400, 60.0, confirmed=False).confirmed  # the user told it
+
+
+def test_a_published_limit_over_the_budget_window_confirms_it() -> None:
+    budget = configure_budget("binance_spot", 6000, 60.0, confirmed=False)
+    budget.learn_limit(6000, 60.0, "test")
+    assert budget.confirmed and budget.limit == 6000
+
+
+async def test_a_429_within_the_accepted_weight_means_the_limit_changed_and_probing_starts_again() -> None:
+    budget = configure_budget("changed", 1000, 10.0, confirmed=False)
+    budget.proven = 50
+    await budget.acquire(1)  # within the 50 accepted: not a probe
+    budget.observe(None, {})
+    budget.rate_limited(None)
+    assert budget.proven == 0 and not budget.confirmed
+    assert budget.limit == 500  # no number: halved
+
+
+async def test_an_unknown_lower_limit_costs_one_429_in_the_first_window_and_none_after() -> None:
+    async with FakeExchangeServer(symbols=40, markets=["binance_spot"]) as server:
+        # 30 weight per second, fixed windows, no ban escalation; the client's table believes 300.
+        server.set_rate_limit("binance_spot", capacity=30, window=1.0, ban_seconds=None)
+        configure_budget("binance_spot", 300, 1.0, confirmed=False)
+        symbols = server.usdt_symbols("binance_spot")
+        async with BinanceSpotClient(base_url=server.base_url("binance_spot")) as client:
+            frames = await asyncio.wait_for(
+                asyncio.gather(*(client.fetch_klines(s, "1d", 10) for s in symbols)), 60)
+            assert len(frames) == len(symbols) and all(len(f) for f in frames)  # none failed
+            assert server.rate_limited["binance_spot"] <= 1
+            assert client.budget.limit <= 30  # the exchange's count at the refusal
