@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import psutil
 
 from exchanges import get_client_class
-from exchanges.rate_limit import get_budget, reset_budgets
+from exchanges.rate_limit import configure_budget, get_budget, reset_budgets
 from scanner.analysis import BatchJob, batch_size, pack, start_analysis_process
 from scanner.cache import KlineCache, source_of
 from scanner.main import scan_exchange
@@ -396,14 +396,17 @@ def pacing(market: str, capacity: float, window: float, symbols: int, margin: fl
 @dataclass(frozen=True)
 class LearningCase:
     """The exchange enforces ``capacity`` per ``window`` (dropping to ``drop_to`` ``drop_after`` s into
-    the scan, if set); the client is told ``told`` (a ``SCANNER_<KEY>_RATE_LIMIT`` value) or nothing."""
+    the scan, if set). The client starts from its built-in table, or from ``table`` (``"<limit>/<seconds>"``,
+    a table scaled to the window): a guess nobody confirmed, as the table is; with ``told``, the limit
+    the user set (``SCANNER_<KEY>_RATE_LIMIT``), right until the exchange lowers it."""
 
     name: str
     market: str
     capacity: float
     window: float
     symbols: int
-    told: str | None = None
+    table: str | None = None
+    told: bool = False
     drop_after: float | None = None
     drop_to: float | None = None
     bans: bool = True
@@ -433,20 +436,26 @@ class LearningResult:
 # 6,000/min, client not told. Then scaled windows with 1d scans (as in ``pacing``: the limit, not
 # the scanner's CPU, sets the pace), where the listing's per-minute figure does not describe the
 # window, so the client learns from 429s alone: the limit lowered from the start, and a limit that
-# drops mid-scan. Those two run with the fake's ban escalation off (it bans any request refused
-# while limited, so every request in flight at the first 429; real Binance bans repeat offenders).
+# drops mid-scan (told: the client was right until then). Those two run with the fake's ban
+# escalation off (it bans any request refused while limited, so every request in flight at the
+# first 429; real Binance bans repeat offenders). Last, an exchange that states no limit (MEXC: no
+# published limits, no usage headers), where the documented table is trusted until a 429: right,
+# and five times too high.
 LEARNING_FULL: tuple[LearningCase, ...] = (
     LearningCase("published", "binance_spot", 600.0, 60.0, 300),
-    LearningCase("not published", "binance_spot", 300.0, 2.0, 1000, told="3000/2", bans=False,
+    LearningCase("not published", "binance_spot", 300.0, 2.0, 1000, table="3000/2", bans=False,
                  timeframes=("1d",)),
-    LearningCase("drops mid-scan", "binance_spot", 3000.0, 2.0, 1000, told="3000/2", drop_after=1.0,
-                 drop_to=300.0, bans=False, timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 3000.0, 2.0, 1000, table="3000/2", drop_after=1.0,
+                 drop_to=300.0, told=True, bans=False, timeframes=("1d",)),
+    LearningCase("right, unstated", "mexc_spot", 500.0, 10.0, 1000, timeframes=("1d",)),
+    LearningCase("wrong, unstated", "mexc_spot", 100.0, 10.0, 300, bans=False, timeframes=("1d",)),
 )
 LEARNING_QUICK: tuple[LearningCase, ...] = (
-    LearningCase("not published", "binance_spot", 100.0, 1.0, 300, told="1000/1", bans=False,
+    LearningCase("not published", "binance_spot", 100.0, 1.0, 300, table="1000/1", bans=False,
                  timeframes=("1d",)),
-    LearningCase("drops mid-scan", "binance_spot", 1000.0, 1.0, 300, told="1000/1", drop_after=0.3,
-                 drop_to=100.0, bans=False, timeframes=("1d",)),
+    LearningCase("drops mid-scan", "binance_spot", 1000.0, 1.0, 300, table="1000/1", drop_after=0.3,
+                 drop_to=100.0, told=True, bans=False, timeframes=("1d",)),
+    LearningCase("right, unstated", "mexc_spot", 500.0, 10.0, 300, timeframes=("1d",)),
 )
 
 
@@ -464,8 +473,10 @@ def learning(case: LearningCase, latency: float = LATENCY_S) -> LearningResult:
     proto = MARKET_CLASSES[case.market]()
     limits = [(case.market, case.capacity, case.window)]
     with remote_server(case.symbols, [case.market], latency, limits, bans=case.bans) as server:
-        told = {limit_env(key): case.told} if case.told else {}
-        with environment({**server.env, **told}):
+        with environment(server.env):
+            if case.table:
+                limit, period = (float(x) for x in case.table.split("/"))
+                configure_budget(key, limit, period, confirmed=case.told)
             dropped: list[dict] = []
 
             async def lower() -> None:
@@ -651,17 +662,20 @@ def print_pacing(results: Sequence[PacingResult]) -> None:
 
 
 def print_learning(results: Sequence[LearningResult]) -> None:
-    print("\n[learning] scans with test_bar, 50 ms latency; the exchange's limit is below the client's table "
-          "and the client is not told it")
+    print("\n[learning] scans with test_bar, 50 ms latency; the exchange's limit differs from what the client "
+          "starts from")
     for r in results:
         c = r.case
         drop = f" -> {c.drop_to:g} at {c.drop_after:g}s" if c.drop_to else ""
         limit = f"{c.capacity:g}/{c.window:g}s{drop}"
-        told = f"told {c.told}" if c.told else "told nothing (table 6000/60)"
+        cls = get_client_class(c.market)
+        table = f"table {c.table}" if c.table else f"table {cls.budget_limit:g}/{cls.budget_period:g}"
+        told = f"client told {c.table}" if c.told else f"client not told ({table})"
+        pace = (f"wall {r.wall_s:.2f}s, bound {r.bound_s:.2f}s -> wall/bound {r.ratio:.3f}" if r.bound_s > 0
+                else f"wall {r.wall_s:.2f}s (the weight fits one window)")
         print(f"  {c.name:<15} {','.join(c.timeframes)} scan, exchange {limit}, {told}"
               f"{'' if c.bans else ', fake bans off'}: "
-              f"{r.listed} symbols, {r.klines / r.listed:.2f} klines req/symbol, weight {r.weight:g}; "
-              f"wall {r.wall_s:.2f}s, bound {r.bound_s:.2f}s -> wall/bound {r.ratio:.3f}; "
+              f"{r.listed} symbols, {r.klines / r.listed:.2f} klines req/symbol, weight {r.weight:g}; {pace}; "
               f"over-limit answers {r.over_limit} "
               f"({r.over_limit_after_first_window} after the first one's window), "
               f"bans {r.bans}, failed {r.failed}; limit believed at the end {r.believed:g}")
