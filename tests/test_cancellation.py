@@ -81,10 +81,13 @@ async def test_cancelling_a_run_closes_every_session_and_keeps_the_partial_resul
 
 
 def test_sigint_prints_the_partial_results_and_exits_130_without_a_traceback(tmp_path):
-    server = FakeExchangeServer(symbols=400, markets=["binance_spot"], rate_limits=False, latency=SLOW_LATENCY_S)
+    # 1,500 symbols at 0.3 s each, 32 at a time, take 14 s at least: the scan is still running at the
+    # signal however slow the machine is. The limit is told, so the client sends at full concurrency.
+    server = FakeExchangeServer(symbols=1500, markets=["binance_spot"], rate_limits=False, latency=SLOW_LATENCY_S)
     with server.run_in_thread():
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "SCANNER_BINANCE_SPOT_RATE_LIMIT": "1000000/60",
             "SCANNER_CONFIG": str(tmp_path / "none.toml"),
             "SCANNER_STATE_DB": str(tmp_path / "state.sqlite3"),
             "PYTHONWARNINGS": "always::ResourceWarning",
@@ -100,7 +103,7 @@ def test_sigint_prints_the_partial_results_and_exits_130_without_a_traceback(tmp
         while server.requests_by_kind[("binance_spot", "klines")] < 64:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.5)  # the demo scan (offline, ~0.5 s) has finished by now
+        time.sleep(1.0)  # the demo scan (offline, ~0.5 s) has finished by now
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
