@@ -266,6 +266,9 @@ def serve_worker() -> None:
             _answer(out, task, ok, value)
     except (OSError, KeyboardInterrupt):
         return
+    finally:
+        with contextlib.suppress(OSError):  # the parent may be gone: nothing left to flush to
+            out.close()
 
 
 # ---------------------------------------------------------------------------------- process-wide state
