@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -99,3 +101,24 @@ def configure_telegram(
     for user, chat in chats.items():
         monkeypatch.setenv(f"SCANNER_TELEGRAM_CHAT_{user.upper()}", chat)
     config.reload()
+
+
+def toy_strategy_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Iterator[Any]:
+    """Generator for a fixture: the strategy module ``name`` written from ``source``, importable here
+    and in a fresh analysis process (which copies ``sys.path``); yields the module, then forgets it
+    (and the strategy it registered, if any) and stops that process."""
+    import importlib
+    import sys
+    import textwrap
+
+    from scanner import registry
+    from scanner.analysis import shutdown_analysis_process
+
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shutdown_analysis_process()
+    module = importlib.import_module(name)
+    yield module
+    registry.unregister(module.STRATEGY.name)
+    sys.modules.pop(name, None)
+    shutdown_analysis_process()

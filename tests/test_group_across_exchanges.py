@@ -8,17 +8,12 @@ every market is its own block.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-
 import pytest
 
 from run_parallel_scanner import run_parallel_exchanges
 from scanner import registry
-from scanner.analysis import shutdown_analysis_process
 from scanner.cache import KlineCache
-from tests.conftest import configure_telegram
+from tests.conftest import configure_telegram, toy_strategy_module
 from tests.fakes.exchange_server import FakeExchangeServer
 from tests.fakes.telegram_server import FakeBotApi, make_token
 
@@ -55,15 +50,9 @@ MARKETS = ["binance_spot", "bybit_spot"]
 @pytest.fixture
 def every_bar(tmp_path, monkeypatch):
     """The toy strategy registered, importable here and in a fresh analysis process."""
-    (tmp_path / f"{TOY_MODULE}.py").write_text(textwrap.dedent(TOY_SOURCE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    shutdown_analysis_process()
-    module = importlib.import_module(TOY_MODULE)
-    registry.register(module.STRATEGY)
-    yield module
-    registry.unregister("every_bar")
-    sys.modules.pop(TOY_MODULE, None)
-    shutdown_analysis_process()
+    for module in toy_strategy_module(tmp_path, monkeypatch, TOY_MODULE, TOY_SOURCE):
+        registry.register(module.STRATEGY)
+        yield module
 
 
 @pytest.mark.parametrize("group", [True, False])

@@ -7,17 +7,13 @@ module by name) and alerted through python-telegram-bot to the fake Bot API. Not
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-
 import pytest
 
 from scanner import registry
-from scanner.analysis import _picklable, shutdown_analysis_process
+from scanner.analysis import _picklable
 from scanner.cache import KlineCache
 from scanner.main import run_scan
-from tests.conftest import configure_telegram
+from tests.conftest import configure_telegram, toy_strategy_module
 from tests.fakes.telegram_server import FakeBotApi, make_token
 
 TOY_MODULE = "big_up_day"
@@ -62,14 +58,8 @@ CHAT = "4242"
 
 @pytest.fixture
 def toy_module(tmp_path, monkeypatch):
-    """The toy module importable here and in a fresh analysis process (spawn copies ``sys.path``)."""
-    (tmp_path / f"{TOY_MODULE}.py").write_text(textwrap.dedent(TOY_SOURCE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    shutdown_analysis_process()
-    yield importlib.import_module(TOY_MODULE)
-    registry.unregister("big_up_day")
-    sys.modules.pop(TOY_MODULE, None)
-    shutdown_analysis_process()
+    """The toy module importable here and in a fresh analysis process (not registered yet)."""
+    yield from toy_strategy_module(tmp_path, monkeypatch, TOY_MODULE, TOY_SOURCE)
 
 
 async def test_a_toy_strategy_registered_with_one_line_is_scanned_on_demo_and_alerted(toy_module, monkeypatch):
