@@ -402,7 +402,7 @@ class BaseExchangeClient(ABC):
         self.request_count += 1
         budget.request_count += 1
         timeout = aiohttp.ClientTimeout(total=self.retry.timeout)
-        headers, status = None, 0
+        headers = None
         try:
             async with self._get_session().get(self.base_url + path, params=params, timeout=timeout) as resp:
                 raw = await resp.read()
@@ -414,10 +414,11 @@ class BaseExchangeClient(ABC):
             raise TemporaryError(self.name, f"connection failed: {connection_reason(exc)}", symbol=symbol) from None
         finally:
             # The request's flight ends now, answered or not; only an answer carries usage headers.
-            budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}),
-                           accepted=200 <= status < 300)
+            answer = budget.observe(self.usage_headers if headers is not None else None, dict(headers or {}))
         await yield_if_slice_used()  # decoding is the loop's heaviest work: take turns (utils.time_slice)
-        return self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
+        payload = self._interpret(status, headers, raw.decode("utf-8", errors="replace"), symbol)
+        budget.accept(answer)  # served: neither an error nor a rate-limit envelope
+        return payload
 
     def _rate_limited(self, message: str, retry_after: float | None, headers: Any, kw: dict) -> RateLimited:
         """A RateLimited error. The budget lowers the limit it believes (from the usage the answer

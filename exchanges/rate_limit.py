@@ -149,6 +149,14 @@ class UsageHeaders:
         return number if number is not None and number > 0 else None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What one answer tells the budget once it is known to be served (``HostBudget.accept``)."""
+
+    probe_weight: float  # the request's weight if it went as a probe, else 0
+    used: float | None  # the exchange's used-weight header, if it sends one
+
+
 def _number(value: Any) -> float | None:
     if value is None:
         return None
@@ -286,8 +294,10 @@ class HostBudget:
 
         ``stated`` is the limit the answer's headers imply (``UsageHeaders.stated_limit``). Below
         the limit believed, it becomes the limit. Without it, a refused probe (module docstring)
-        makes the weight accepted in one window (``proven``) the limit; otherwise the limit is
-        multiplied by ``DECREASE_FACTOR``, at most once per period: the requests in flight when
+        makes the weight accepted in one window (``proven``) the limit, unless that is below what
+        halving gives (early in a process ``proven`` is small, and one stray 429 must not take the
+        limit down to it); otherwise the limit is multiplied by ``DECREASE_FACTOR``, at most once
+        per period: the requests in flight when
         the first 429 came are answered 429 too, and must not halve it again. Either way the
         lowered limit holds ``HOLD_PERIODS`` periods, then grows back (module docstring). A 429 to
         anything but a probe means the limit is not what it was: the budget probes again from
@@ -303,7 +313,7 @@ class HostBudget:
             self.proven = 0.0
         if stated is not None and stated < believed - WEIGHT_EPS:
             lowered = stated
-        elif probe and stated is None and 0 < self.proven < believed - WEIGHT_EPS:
+        elif probe and stated is None and believed * DECREASE_FACTOR < self.proven < believed - WEIGHT_EPS:
             lowered = self.proven
         elif now - self._cut_at >= self.period:
             lowered = believed * DECREASE_FACTOR
@@ -451,39 +461,36 @@ class HostBudget:
             self._watched.add(task)
             task.add_done_callback(self._finish)
 
-    def observe(self, headers: UsageHeaders | None, values: dict[str, str], accepted: bool = False) -> None:
+    def observe(self, headers: UsageHeaders | None, values: dict[str, str]) -> Answer:
         """An answer arrived: end its flight, and read the exchange's usage headers if it has any.
 
-        ``accepted``: the exchange served the request (HTTP 2xx), so the weight it counted is
-        weight it accepts in one window (``proven``).
+        Returns what ``accept`` needs once the answer turns out to be served (not an error, not a
+        rate-limit envelope inside an HTTP 200).
         """
         now = time.time()
         self._answered = True
         task = _current_task()
-        weight = self._flying.get(task, 0.0)
+        probe_weight = self._flying.get(task, 0.0) if task is self._probe_task else 0.0
         self._finish(task)
-        if accepted and task is self._probe_task and (headers is None or not headers.used):
-            self.proven += weight  # without the exchange's count, the probe's own weight is the news
-        if headers is None:
-            return
         lookup = {k.lower(): v for k, v in values.items()}
+        used = _number(lookup.get(headers.used.lower())) if headers is not None and headers.used else None
+        answer = Answer(probe_weight, used)
+        if headers is None:
+            return answer
         if headers.used:
-            used = _number(lookup.get(headers.used.lower()))
             if used is not None:
                 self._used, self._used_at = used, now
-                if accepted:
-                    self.proven = max(self.proven, used)
                 self._note_used(used, now)
-            return
+            return answer
         if not headers.remaining:
-            return
+            return answer
         remaining = _number(lookup.get(headers.remaining.lower()))
         limit = _number(lookup.get(headers.limit.lower())) if headers.limit else None
         if limit is not None and limit > 0:
             self.learn_limit(limit, self.period, "the exchange's usage headers")
         limit = limit or self.limit_at(now)
         if remaining is None:
-            return
+            return answer
         reset = _number(lookup.get(headers.reset.lower())) if headers.reset else None
         if reset is None:
             reset_in = self.period
@@ -498,6 +505,15 @@ class HostBudget:
         self._room_until = now + min(max(reset_in, 0.0), MAX_HEADER_PAUSE_S) + PAUSE_SLACK_S
         if remaining <= reserve + WEIGHT_EPS:
             self.pause(reset_in)
+        return answer
+
+    def accept(self, answer: Answer) -> None:
+        """The answer ``observe`` returned was served: the weight the exchange counted with it (its
+        used-weight header, else a probe's own weight on top) is weight it accepts in one window."""
+        if answer.used is not None:
+            self.proven = max(self.proven, answer.used)
+        else:
+            self.proven += answer.probe_weight
 
     def _note_used(self, used: float, now: float) -> None:
         """Weight the exchange counts in its current window (Binance's ``X-MBX-USED-WEIGHT-1M``).

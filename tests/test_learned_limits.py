@@ -133,18 +133,28 @@ async def test_a_rate_limited_envelope_without_numbers_halves_a_told_limit() -> 
 async def test_a_refused_probe_without_numbers_makes_the_weight_accepted_in_the_window_the_limit() -> None:
     async with FakeExchangeServer(symbols=3, markets=["mexc_futures"], rate_limits=False) as server:
         symbol = server.usdt_symbols("mexc_futures")[0]
-        configure_budget("mexc_futures", MexcFuturesClient.budget_limit, MexcFuturesClient.budget_period,
-                         confirmed=False)  # as after a first 429
+        # a guess of 8 per 2 s, as after a first 429
+        configure_budget("mexc_futures", 8, MexcFuturesClient.budget_period, confirmed=False)
         async with MexcFuturesClient(base_url=server.base_url("mexc_futures"), retry=NO_WAIT) as client:
-            for _ in range(3):
+            for _ in range(4):
                 await client.fetch_klines(symbol, "1d", 10)
             accepted = client.budget.proven
-            assert accepted >= 3  # three klines requests of weight 1 within the 2 s window, at least
+            assert accepted >= 4  # each klines probe (weight 1) accepted, and the contract listing
             server.add_fault("429", market="mexc_futures", path="klines", times=1, retry_after=0)
-            await client.fetch_klines(symbol, "1d", 10)  # goes alone, is refused, then retried
-            # the weight accepted before the refusal (the probe's own retry may add one), not a halving
-            assert client.budget.limit == client.budget.proven
-            assert accepted <= client.budget.limit < MexcFuturesClient.budget_limit * DECREASE_FACTOR
+            await client.fetch_klines(symbol, "1d", 10)  # goes as a probe, is refused (510), then retried
+            assert client.budget.limit == accepted > 8 * DECREASE_FACTOR  # not what halving would give
+
+
+async def test_a_stray_429_early_on_halves_the_limit_rather_than_taking_it_down_to_the_little_accepted() -> None:
+    budget = configure_budget("early", 100, 10.0, confirmed=False)
+    budget.accept(budget.observe(None, {}))  # nothing was a probe yet: proven stays 0
+    await budget.acquire(1)  # a probe: beyond the 0 accepted
+    budget.accept(budget.observe(None, {}))
+    assert budget.proven == 1
+    await budget.acquire(1)
+    budget.observe(None, {})
+    budget.rate_limited(None)  # the probe is refused, with no number
+    assert budget.limit == 100 * DECREASE_FACTOR
 
 
 async def test_kucoin_usage_headers_teach_the_client_a_lowered_limit() -> None:
@@ -161,7 +171,7 @@ async def _answered(budget: HostBudget, weight: float, peak: list[int]) -> None:
     await budget.acquire(weight)
     peak.append(budget.in_flight())
     await asyncio.sleep(0.005)
-    budget.observe(None, {}, accepted=True)
+    budget.accept(budget.observe(None, {}))
 
 
 async def test_an_unconfirmed_budget_sends_one_request_at_a_time_beyond_the_accepted_weight() -> None:
