@@ -101,11 +101,15 @@ def empty_candles() -> Candles:
     return tidy(np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS)), dtype=np.float64))
 
 
+def ohlcv_index(stamps: np.ndarray) -> pd.DatetimeIndex:
+    """The index of an OHLCV frame (``ohlcv_frame``) of UTC millisecond open times."""
+    return pd.DatetimeIndex(np.asarray(stamps, dtype=np.int64).astype("datetime64[ms]"), dtype=UTC_MS,
+                            name="timestamp")
+
+
 def ohlcv_frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     """The normalised OHLCV frame of UTC millisecond open times and (rows, 5) float64 values."""
-    index = pd.DatetimeIndex(np.asarray(stamps, dtype=np.int64).astype("datetime64[ms]"), dtype=UTC_MS,
-                             name="timestamp")
-    return pd.DataFrame(np.array(values, dtype=np.float64), columns=list(OHLCV_COLUMNS), index=index)
+    return pd.DataFrame(np.array(values, dtype=np.float64), columns=list(OHLCV_COLUMNS), index=ohlcv_index(stamps))
 
 
 @dataclass(frozen=True, eq=False)
