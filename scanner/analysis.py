@@ -30,7 +30,7 @@ from scanner.cache import Source
 from scanner.registry import Strategy
 from scanner.results import Hit
 from scanner.runtime import WorkerProcess, yield_if_slice_used
-from utils.candles import Candles, check_candles, ohlcv_index, tidy_order
+from utils.candles import Candles, check_candles, ohlcv_label, tidy_order
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ __all__ = [
 class Market(NamedTuple):
     """One market ready for the detectors: its symbol, (bars, 5) float64 OHLCV rows, and the labels
     of its bars: a frame's index, or UTC millisecond open times (a batch from the analysis process,
-    turned into the same timestamps as ``utils.candles.ohlcv_index`` only for a hit's bar)."""
+    turned into the same timestamp as a frame's label only for a hit's bar: ``ohlcv_label``)."""
 
     symbol: str
     values: np.ndarray
@@ -79,7 +79,7 @@ class Market(NamedTuple):
         """The label of bar ``row``."""
         if isinstance(self.labels, pd.Index):
             return self.labels[row]
-        return ohlcv_index(self.labels[row : row + 1])[0]
+        return ohlcv_label(self.labels[row])
 
 
 def _rejection(values: np.ndarray) -> str | None:

@@ -107,6 +107,11 @@ def ohlcv_index(stamps: np.ndarray) -> pd.DatetimeIndex:
                             name="timestamp")
 
 
+def ohlcv_label(stamp_ms: int) -> pd.Timestamp:
+    """The label ``ohlcv_index`` gives one open time (same value, ms unit and zone), without an index."""
+    return pd.Timestamp(np.datetime64(int(stamp_ms), "ms"), tz="UTC")
+
+
 def ohlcv_frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     """The normalised OHLCV frame of UTC millisecond open times and (rows, 5) float64 values."""
     return pd.DataFrame(np.array(values, dtype=np.float64), columns=list(OHLCV_COLUMNS), index=ohlcv_index(stamps))
