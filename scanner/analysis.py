@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 
 from scanner import runtime
-from scanner.cache import Source
-from scanner.registry import Strategy
 from scanner.results import Hit
 from scanner.runtime import WorkerProcess, yield_if_slice_used
-from utils.candles import Candles, check_candles, ohlcv_label, tidy_order
+from utils.candles import Candles, Source, check_candles, ohlcv_label, tidy_order
+from utils.strategy_spec import Strategy
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 log = logging.getLogger(__name__)

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
 from scanner.store.base import CandleStore
 from scanner.store.fetch import fetch_native, keeps_history
-from utils.candles import Candles, ohlcv_frame
-from utils.timeframes import Timeframe, aggregate_segments, daily_bars_needed, get_timeframe
+from utils.candles import Candles, Source
+from utils.timeframes import Timeframe, daily_bars_needed, get_timeframe
 
 # A notebook re-run after this many seconds sees fresh bars.
 CACHE_TTL_SECONDS = 300.0
@@ -46,38 +45,6 @@ class _Entry:
     candles: Candles
     depth: int
     fetched_at: float
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a timeframe's bars come from: the last ``depth`` bars of a native ``interval``,
-    aggregated into the timeframe when ``aggregate`` (daily bars for 2d/3d/4d/1w)."""
-
-    interval: str
-    depth: int
-    aggregate: bool = False
-
-    def derive(self, native: Candles, timeframe: str | Timeframe) -> pd.DataFrame:
-        """The timeframe's bars, a new frame, from the native candles (deeper rows are cut first)."""
-        stamps, values, _ = self.derive_segments(native.stamps, native.values, np.array([len(native)]), timeframe)
-        return ohlcv_frame(stamps, values)
-
-    def derive_segments(
-        self, stamps: np.ndarray, values: np.ndarray, lengths: np.ndarray, timeframe: str | Timeframe
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``derive`` for many markets at once, on arrays: each market's native rows one after another
-        (``lengths`` rows each) in, its timeframe bars one after another and their counts out.
-
-        The analysis worker derives a whole batch this way, without a frame or a Python step per market.
-        """
-        lengths = np.asarray(lengths, dtype=np.int64)
-        if len(lengths) and lengths.max() > self.depth:
-            kept = np.minimum(lengths, self.depth)  # the last ``depth`` rows of each market
-            keep = np.arange(len(stamps)) >= np.repeat(np.cumsum(lengths) - kept, lengths)
-            stamps, values, lengths = stamps[keep], values[keep], kept
-        if not self.aggregate:
-            return stamps, values, lengths
-        return aggregate_segments(stamps, values, lengths, timeframe)
 
 
 def source_of(client: BaseExchangeClient, timeframe: str | Timeframe, history: bool = False) -> Source:
