@@ -20,17 +20,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from scanner import runtime
-from scanner.cache import Source
-from scanner.registry import Strategy
 from scanner.results import Hit
 from scanner.runtime import WorkerProcess, yield_if_slice_used
-from utils.candles import Candles, check_candles, tidy_order
+from utils.candles import Candles, Source, check_candles, ohlcv_label, tidy_order
+from utils.strategy_spec import Strategy
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
 log = logging.getLogger(__name__)
@@ -55,12 +54,41 @@ __all__ = [
     "Analyser",
     "BatchJob",
     "analyse_frames",
+    "analyse_markets",
+    "clean_arrays",
+    "Market",
     "analysis_mode",
     "clean_frame",
     "prepare_and_analyse",
     "shutdown_analysis_process",
     "start_analysis_process",
 ]
+
+
+class Market(NamedTuple):
+    """One market ready for the detectors: its symbol, (bars, 5) float64 OHLCV rows, and the labels
+    of its bars: a frame's index, or UTC millisecond open times (a batch from the analysis process,
+    turned into the same timestamp as a frame's label only for a hit's bar: ``ohlcv_label``)."""
+
+    symbol: str
+    values: np.ndarray
+    labels: pd.Index | np.ndarray
+
+    def bar_time(self, row: int) -> pd.Timestamp:
+        """The label of bar ``row``."""
+        if isinstance(self.labels, pd.Index):
+            return self.labels[row]
+        return ohlcv_label(self.labels[row])
+
+
+def _rejection(values: np.ndarray) -> str | None:
+    """Why sorted, de-duplicated candles cannot be analysed: ``check_candles``'s reason, or too few bars."""
+    problem = check_candles(values)
+    if problem is not None:
+        return problem.reason
+    if len(values) < MIN_ROWS:
+        return f"only {len(values)} bars (needs {MIN_ROWS})"
+    return None
 
 
 def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
@@ -73,12 +101,39 @@ def clean_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, str | None]:
     if order is not None:
         frame = frame.iloc[order]
     frame = ohlcv_only(frame)
-    problem = check_candles(frame.to_numpy(dtype="float64", copy=False))
-    if problem is not None:
-        return None, problem.reason
-    if len(frame) < MIN_ROWS:
-        return None, f"only {len(frame)} bars (needs {MIN_ROWS})"
-    return frame, None
+    reason = _rejection(frame.to_numpy(dtype="float64", copy=False))
+    return (None, reason) if reason else (frame, None)
+
+
+def clean_arrays(stamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``clean_frame`` on arrays (open times, (rows, 5) values): the sorted, de-duplicated arrays and
+    the reason to skip the market (None when it can be analysed)."""
+    if len(stamps) == 0:
+        return stamps, values, "no candles"
+    order = tidy_order(stamps)
+    if order is not None:
+        stamps, values = stamps[order], values[order]
+    return stamps, values, _rejection(values)
+
+
+def _suspects(stamps: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per market of a batch (rows one after another): whether ``clean_arrays`` may change or reject
+    it (rows out of order or repeated, a bad value, high below low, too few bars). Only those go
+    through it; the others are already what it would return, so they are taken as they are."""
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    flagged = (~np.isfinite(values) | (values < 0)).any(axis=1) | (values[:, 1] < values[:, 2])
+    repeated = np.zeros(len(stamps), dtype=bool)
+    repeated[1:] = stamps[1:] <= stamps[:-1]
+    repeated[starts[lengths > 0]] = False  # a market's first row follows another market's last
+    flagged |= repeated
+    count = np.concatenate([[0], np.cumsum(flagged)])
+    return (count[ends] - count[starts] > 0) | (lengths < MIN_ROWS)
+
+
+def _below(values: np.ndarray, threshold: float) -> bool:
+    """The volume filter (spec 11): USD volume of the last closed bar under ``threshold``."""
+    return float(values[-2, 4]) * float(values[-2, 3]) < threshold
 
 
 def _row_metrics(out: dict[str, np.ndarray], row: int, col: int, current: bool) -> dict[str, Any]:
@@ -95,7 +150,7 @@ def _row_metrics(out: dict[str, np.ndarray], row: int, col: int, current: bool) 
 def _hits_from_panel(
     strategy: Strategy,
     out: dict[str, np.ndarray],
-    frames: Sequence[tuple[str, pd.DataFrame]],
+    markets: Sequence[Market],
     stacked: Sequence[np.ndarray],
     checked: tuple[str, ...],
     exchange: str,
@@ -105,7 +160,7 @@ def _hits_from_panel(
     n = stacked[0].shape[0]
     closed_sig = out["signal"]
     current_sig = out.get("signal_current", closed_sig)
-    taken = np.zeros(len(frames), dtype=bool)
+    taken = np.zeros(len(markets), dtype=bool)
     hits = []
     for which in checked:
         current = which == "current"
@@ -115,15 +170,15 @@ def _hits_from_panel(
         fired = np.asarray((current_sig if current else closed_sig)[row], dtype=bool) & ~taken
         taken |= fired
         for col in np.flatnonzero(fired).tolist():
-            symbol, frame = frames[col]
+            market = markets[col]
             close = float(stacked[3][row, col])
             hits.append(
                 Hit(
                     strategy=strategy.name,
                     exchange=exchange,
                     timeframe=timeframe,
-                    symbol=symbol,
-                    bar_time=frame.index[row],
+                    symbol=market.symbol,
+                    bar_time=market.bar_time(row),
                     current_bar=current,
                     close=close,
                     volume_usd=float(stacked[4][row, col]) * close,
@@ -133,27 +188,27 @@ def _hits_from_panel(
     return hits
 
 
-def _panel(frames: Sequence[tuple[str, pd.DataFrame]]) -> list[np.ndarray]:
-    """Equal-length frames side by side: one contiguous (bars, symbols) array per OHLCV column."""
-    cube = np.stack([ohlcv_only(f).to_numpy(dtype="float64", copy=False) for _, f in frames], axis=1)
+def _panel(markets: Sequence[Market]) -> list[np.ndarray]:
+    """Equal-length markets side by side: one contiguous (bars, symbols) array per OHLCV column."""
+    cube = np.stack([market.values for market in markets], axis=1)
     return [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV_COLUMNS))]
 
 
-def analyse_frames(
-    frames: Sequence[tuple[str, pd.DataFrame]],
+def analyse_markets(
+    markets: Sequence[Market],
     strategies: Sequence[Strategy],
     exchange: str,
     timeframe: str,
     bars: str = "both",
 ) -> tuple[list[Hit], list[dict[str, str]]]:
-    """Run every strategy over equal-length panels of ``frames``; returns hits and detector errors.
+    """Run every strategy over equal-length panels of ``markets``; returns hits and detector errors.
 
     A detector that raises on a panel is re-run symbol by symbol, so only the symbols it really
     fails on lose that one strategy's result (each reported), and every other hit still stands.
     """
-    groups: dict[int, list[tuple[str, pd.DataFrame]]] = {}
-    for item in frames:
-        groups.setdefault(len(item[1]), []).append(item)
+    groups: dict[int, list[Market]] = {}
+    for market in markets:
+        groups.setdefault(len(market.values), []).append(market)
     hits: list[Hit] = []
     errors: list[dict[str, str]] = []
     for group in groups.values():
@@ -166,16 +221,28 @@ def analyse_frames(
                 out = strategy.panel(*stacked)
                 hits.extend(_hits_from_panel(strategy, out, group, stacked, checked, exchange, timeframe))
             except Exception:
-                for symbol, frame in group:
+                for market in group:
                     try:
-                        single = _panel([(symbol, frame)])
+                        single = _panel([market])
                         out = strategy.panel(*single)
-                        hits.extend(
-                            _hits_from_panel(strategy, out, [(symbol, frame)], single, checked, exchange, timeframe)
-                        )
+                        hits.extend(_hits_from_panel(strategy, out, [market], single, checked, exchange, timeframe))
                     except Exception as exc:  # a detector bug must cost only this result
-                        errors.append({"symbol": symbol, "strategy": strategy.name, "reason": repr(exc)})
+                        errors.append({"symbol": market.symbol, "strategy": strategy.name, "reason": repr(exc)})
     return hits, errors
+
+
+def analyse_frames(
+    frames: Sequence[tuple[str, pd.DataFrame]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str = "both",
+) -> tuple[list[Hit], list[dict[str, str]]]:
+    """``analyse_markets`` of cleaned OHLCV frames (a hit's bar time is the frame's index label)."""
+    markets = [
+        Market(symbol, ohlcv_only(frame).to_numpy(dtype="float64", copy=False), frame.index) for symbol, frame in frames
+    ]
+    return analyse_markets(markets, strategies, exchange, timeframe, bars)
 
 
 @dataclass
@@ -196,8 +263,8 @@ def prepare_and_analyse(
     bars: str,
     threshold: float,
 ) -> BatchOutcome:
-    """Clean, volume-filter (spec 11: last closed bar) and analyse a batch (in the analysis worker)."""
-    kept: list[tuple[str, pd.DataFrame]] = []
+    """Clean, volume-filter (spec 11: last closed bar) and analyse a batch of frames."""
+    kept: list[Market] = []
     skipped: dict[str, str] = {}
     filtered_out = 0
     for symbol, raw in batch:
@@ -205,11 +272,12 @@ def prepare_and_analyse(
         if reason:
             skipped[symbol] = reason
             continue
-        if float(frame["volume"].iat[-2]) * float(frame["close"].iat[-2]) < threshold:
+        values = frame.to_numpy(dtype="float64", copy=False)
+        if _below(values, threshold):
             filtered_out += 1
             continue
-        kept.append((symbol, frame))
-    hits, errors = analyse_frames(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
+        kept.append(Market(symbol, values, frame.index))
+    hits, errors = analyse_markets(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
     return BatchOutcome(hits, errors, skipped, filtered_out)
 
 
@@ -274,11 +342,32 @@ class BatchJob:
     threshold: float
 
     def run(self, packed: PackedBatch) -> BatchOutcome:
-        """Derive, then ``prepare_and_analyse``: what the analysis process (or the thread) runs."""
-        frames = [(symbol, self.source.derive(native, self.timeframe)) for symbol, native in unpack(packed)]
-        return prepare_and_analyse(
-            frames, self.strategies, self.exchange, self.timeframe, self.bars, self.threshold
+        """What the analysis process (or the thread) runs: ``prepare_and_analyse`` of the frames
+        ``source.derive`` would build, on the batch's arrays (no frame or Python step per market for
+        deriving and checking; only markets ``_suspects`` flags are cleaned one by one)."""
+        stamps, values, lengths = self.source.derive_segments(
+            packed.stamps, packed.values, packed.lengths, self.timeframe
         )
+        suspects = _suspects(stamps, values, lengths).tolist()
+        ends = np.cumsum(lengths).tolist()
+        kept: list[Market] = []
+        skipped: dict[str, str] = {}
+        filtered_out = 0
+        for symbol, suspect, start, end in zip(packed.symbols, suspects, [0, *ends[:-1]], ends):
+            market_stamps, market_values = stamps[start:end], values[start:end]
+            if suspect:
+                market_stamps, market_values, reason = clean_arrays(market_stamps, market_values)
+                if reason:
+                    skipped[symbol] = reason
+                    continue
+            if _below(market_values, self.threshold):
+                filtered_out += 1
+                continue
+            kept.append(Market(symbol, market_values, market_stamps))
+        hits, errors = (
+            analyse_markets(kept, self.strategies, self.exchange, self.timeframe, self.bars) if kept else ([], [])
+        )
+        return BatchOutcome(hits, errors, skipped, filtered_out)
 
 
 def analysis_mode() -> str:

@@ -18,14 +18,15 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
 from exchanges.base_client import BaseExchangeClient
 from scanner.store.base import CandleStore
 from scanner.store.fetch import fetch_native, keeps_history
-from utils.candles import Candles, ohlcv_frame
-from utils.timeframes import Timeframe, aggregate_arrays, daily_bars_needed, get_timeframe
+from utils.candles import Candles, Source
+from utils.timeframes import Timeframe, daily_bars_needed, get_timeframe
 
 # A notebook re-run after this many seconds sees fresh bars.
 CACHE_TTL_SECONDS = 300.0
@@ -46,35 +47,33 @@ class _Entry:
     fetched_at: float
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a timeframe's bars come from: the last ``depth`` bars of a native ``interval``,
-    aggregated into the timeframe when ``aggregate`` (daily bars for 2d/3d/4d/1w)."""
-
-    interval: str
-    depth: int
-    aggregate: bool = False
-
-    def derive(self, native: Candles, timeframe: str | Timeframe) -> pd.DataFrame:
-        """The timeframe's bars, a new frame, from the native candles (deeper rows are cut first)."""
-        native = native.tail(self.depth)
-        if not self.aggregate:
-            return native.frame()
-        return ohlcv_frame(*aggregate_arrays(native.stamps, native.values, timeframe))
-
-
 def source_of(client: BaseExchangeClient, timeframe: str | Timeframe, history: bool = False) -> Source:
     """The native interval and depth that serve ``timeframe`` on ``client`` (module docstring);
     ``history``: a candle store keeps the client's daily bars."""
-    tf = get_timeframe(timeframe)
+    return _source(client.page_limit, client.weekly_monday_aligned, get_timeframe(timeframe), history)
+
+
+@lru_cache(maxsize=256)
+def _source(page_limit: int, weekly_monday_aligned: bool, tf: Timeframe, history: bool) -> Source:
+    """``source_of`` from the two client declarations it reads (cached: asked for every symbol)."""
     if tf.native == "4h":
         return Source("4h", tf.bars)
     if tf.native == "1w":
-        weekly_from_daily = (client.page_limit >= daily_bars_needed(tf) or not client.weekly_monday_aligned
-                             or history)
+        weekly_from_daily = page_limit >= daily_bars_needed(tf) or not weekly_monday_aligned or history
         if not weekly_from_daily:
             return Source("1w", tf.bars)
     return Source("1d", daily_bars_needed(tf), aggregate=tf.aggregated)
+
+
+@lru_cache(maxsize=256)
+def _planned(
+    page_limit: int, weekly_monday_aligned: bool, tf: Timeframe, plan: tuple[Timeframe, ...], history: bool
+) -> tuple[Source, int]:
+    """The source of ``tf`` and the native depth to fetch for every timeframe of ``plan`` it shares
+    (cached: asked for every symbol)."""
+    source = _source(page_limit, weekly_monday_aligned, tf, history)
+    planned = (_source(page_limit, weekly_monday_aligned, other, history) for other in plan)
+    return source, max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
 
 
 class KlineCache:
@@ -157,10 +156,9 @@ class KlineCache:
         event loop. The arrays are the stored ones, read-only.
         """
         tf = get_timeframe(timeframe)
-        history = keeps_history(client, store)
-        source = source_of(client, tf, history)
-        planned = (source_of(client, name, history) for name in plan or ())
-        depth = max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
+        plan = tuple(get_timeframe(name) for name in plan or ())
+        source, depth = _planned(client.page_limit, client.weekly_monday_aligned, tf, plan,
+                                 keeps_history(client, store))
         key: NativeKey = (client.name, getattr(client, "base_url", ""), symbol, source.interval)
         entry = await self._native(client, key, depth, store)
         return entry.candles, source

@@ -7,7 +7,9 @@ all. A frame is built on demand, and a scan hands the arrays straight to the ana
 
 The exchange clients parse pages straight into these arrays (``parse_candles``, ``fetch_candles``),
 and the candle sanity rules (``check_candles``) and the sort/de-duplicate rule (``tidy_order``) live
-here once: the parser and the worker's ``clean_frame`` both apply them.
+here once: the parser and the worker's ``clean_frame`` both apply them. ``Source`` says how a scan
+timeframe's bars derive from native candles; it lives here, beside the arrays, so that the analysis
+process, which receives it with every batch, loads it without the exchange clients.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
+from utils.timeframes import OHLCV_COLUMNS, Timeframe, aggregate_segments, ohlcv_only
 
 UTC_MS = pd.DatetimeTZDtype("ms", "UTC")
 LAST_OPEN_MS = 7_258_118_400_000  # 2200-01-01: a later open time is garbage, not a candle
@@ -101,11 +103,20 @@ def empty_candles() -> Candles:
     return tidy(np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS)), dtype=np.float64))
 
 
+def ohlcv_index(stamps: np.ndarray) -> pd.DatetimeIndex:
+    """The index of an OHLCV frame (``ohlcv_frame``) of UTC millisecond open times."""
+    return pd.DatetimeIndex(np.asarray(stamps, dtype=np.int64).astype("datetime64[ms]"), dtype=UTC_MS,
+                            name="timestamp")
+
+
+def ohlcv_label(stamp_ms: int) -> pd.Timestamp:
+    """The label ``ohlcv_index`` gives one open time (same value, ms unit and zone), without an index."""
+    return pd.Timestamp(np.datetime64(int(stamp_ms), "ms"), tz="UTC")
+
+
 def ohlcv_frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     """The normalised OHLCV frame of UTC millisecond open times and (rows, 5) float64 values."""
-    index = pd.DatetimeIndex(np.asarray(stamps, dtype=np.int64).astype("datetime64[ms]"), dtype=UTC_MS,
-                             name="timestamp")
-    return pd.DataFrame(np.array(values, dtype=np.float64), columns=list(OHLCV_COLUMNS), index=index)
+    return pd.DataFrame(np.array(values, dtype=np.float64), columns=list(OHLCV_COLUMNS), index=ohlcv_index(stamps))
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,3 +148,35 @@ class Candles:
     def frame(self) -> pd.DataFrame:
         """A new OHLCV frame of these candles; changing it leaves the arrays untouched."""
         return ohlcv_frame(self.stamps, self.values)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a timeframe's bars come from: the last ``depth`` bars of a native ``interval``,
+    aggregated into the timeframe when ``aggregate`` (daily bars for 2d/3d/4d/1w)."""
+
+    interval: str
+    depth: int
+    aggregate: bool = False
+
+    def derive(self, native: Candles, timeframe: str | Timeframe) -> pd.DataFrame:
+        """The timeframe's bars, a new frame, from the native candles (deeper rows are cut first)."""
+        stamps, values, _ = self.derive_segments(native.stamps, native.values, np.array([len(native)]), timeframe)
+        return ohlcv_frame(stamps, values)
+
+    def derive_segments(
+        self, stamps: np.ndarray, values: np.ndarray, lengths: np.ndarray, timeframe: str | Timeframe
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``derive`` for many markets at once, on arrays: each market's native rows one after another
+        (``lengths`` rows each) in, its timeframe bars one after another and their counts out.
+
+        The analysis worker derives a whole batch this way, without a frame or a Python step per market.
+        """
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if len(lengths) and lengths.max() > self.depth:
+            kept = np.minimum(lengths, self.depth)  # the last ``depth`` rows of each market
+            keep = np.arange(len(stamps)) >= np.repeat(np.cumsum(lengths) - kept, lengths)
+            stamps, values, lengths = stamps[keep], values[keep], kept
+        if not self.aggregate:
+            return stamps, values, lengths
+        return aggregate_segments(stamps, values, lengths, timeframe)

@@ -141,22 +141,49 @@ def aggregate_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``aggregate_daily`` on arrays: daily open times (UTC ms, ascending) and (rows, 5) OHLCV values
     in, period labels (UTC ms) and the multi-day OHLCV rows out. No DataFrame is built."""
+    label_ms, out, _ = aggregate_segments(stamps_ms, values, np.array([len(stamps_ms)]), timeframe)
+    return label_ms, out
+
+
+def aggregate_segments(
+    stamps_ms: np.ndarray, values: np.ndarray, lengths: np.ndarray, timeframe: str | Timeframe
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``aggregate_arrays`` of many markets at once: their daily rows one after another, ``lengths``
+    rows each, in; each market's multi-day rows one after another and their counts out.
+
+    Every market is aggregated on its own (a period never spans two markets; each drops its own
+    incomplete leading period), with the same numpy reductions over the same rows as one call per
+    market, so the numbers are identical; the per-market Python work is gone (a scan's analysis
+    batch aggregates 256 markets in one call).
+    """
     tf = get_timeframe(timeframe)
     if not tf.aggregated:
         raise ValueError(f"timeframe {tf.name!r} is not aggregated from daily bars")
-    if len(stamps_ms) == 0:
-        return np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS)))
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rows = len(stamps_ms)
+    if rows == 0:
+        return np.empty(0, dtype=np.int64), np.empty((0, len(OHLCV_COLUMNS))), np.zeros(len(lengths), np.int64)
     k = tf.period_days
     anchor = _anchor_day(tf)
     # Whole days since the epoch from milliseconds (floor division also normalises intraday opens).
     days = np.asarray(stamps_ms, dtype=np.int64) // DAY_MS
     period = np.floor_divide(days - anchor, k)
-    change = np.empty(len(period), dtype=bool)
+    market_starts = np.cumsum(lengths) - lengths
+    change = np.empty(rows, dtype=bool)
     change[0] = True
     np.not_equal(period[1:], period[:-1], out=change[1:])
+    change[market_starts[lengths > 0]] = True
     starts = np.flatnonzero(change)
-    ends = np.append(starts[1:], len(period)) - 1
+    ends = np.append(starts[1:], rows) - 1
     counts = ends - starts + 1
+    # Periods per market, and each market's first period: dropped when incomplete and not the only one.
+    market_of = np.repeat(np.arange(len(lengths)), lengths)[starts]
+    periods = np.bincount(market_of, minlength=len(lengths))
+    first = np.cumsum(periods) - periods
+    nonempty = periods > 0
+    drop_at = first[nonempty][(periods[nonempty] > 1) & (counts[first[nonempty]] < k)]
+    keep = np.ones(len(starts), dtype=bool)
+    keep[drop_at] = False
 
     out = np.empty((len(starts), len(OHLCV_COLUMNS)))
     out[:, 0] = values[starts, 0]
@@ -165,8 +192,9 @@ def aggregate_arrays(
     out[:, 3] = values[ends, 3]
     out[:, 4] = np.add.reduceat(values[:, 4], starts)
     label_ms = (anchor + period[starts] * k) * DAY_MS
-    first = 1 if len(starts) > 1 and counts[0] < k else 0
-    return label_ms[first:], out[first:]
+    out_lengths = periods.copy()
+    np.subtract.at(out_lengths, market_of[drop_at], 1)
+    return label_ms[keep], out[keep], out_lengths
 
 
 @lru_cache(maxsize=None)
