@@ -15,8 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from exchanges.links import chart_url
-
 HIT_COLUMNS = [
     "strategy",
     "exchange",
@@ -61,6 +59,10 @@ class Hit:
     @property
     def link(self) -> str | None:
         """The TradingView chart of the market (None for the demo exchange)."""
+        # Imported here, not at module import: the analysis process builds hits and must not load
+        # the exchange clients (aiohttp) for that; this halves its start-up CPU.
+        from exchanges.links import chart_url
+
         return chart_url(self.exchange, self.symbol)
 
     def as_row(self) -> dict[str, Any]:
