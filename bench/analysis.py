@@ -74,10 +74,12 @@ def run_all(candles: list[tuple[str, Candles]], work: list[BatchJob]) -> list[Ba
 
 def fingerprint(outcomes: list[BatchOutcome]) -> str:
     """Everything an outcome carries (hits with their metrics, skips, filtered) as one exact text
-    (``repr`` of floats round-trips; NaN compares equal as text)."""
+    (``repr`` of floats round-trips; NaN compares equal as text). Hits are sorted: their order
+    within a batch means nothing (the scan sorts them)."""
     return repr([
-        ([(h.strategy, h.timeframe, h.symbol, h.bar_time, h.current_bar, h.close, h.volume_usd,
-           sorted(h.metrics.items())) for h in o.hits], o.errors, sorted(o.skipped.items()), o.filtered_out)
+        (sorted(repr((h.strategy, h.timeframe, h.symbol, h.bar_time, h.current_bar, h.close, h.volume_usd,
+                      sorted(h.metrics.items()))) for h in o.hits),
+         o.errors, sorted(o.skipped.items()), o.filtered_out)
         for o in outcomes
     ])
 

@@ -156,21 +156,28 @@ def _hits_from_panel(
     exchange: str,
     timeframe: str,
 ) -> list[Hit]:
-    """One hit per symbol whose signal fires on a checked bar (the first of ``checked`` that does)."""
-    n = stacked[0].shape[0]
+    """One hit per symbol whose signal fires on a checked bar (the first of ``checked`` that does).
+
+    Each market's bars are the first rows of its column (``_panel``): its current bar is row
+    ``len - 1``, its last closed bar row ``len - 2``.
+    """
     closed_sig = out["signal"]
     current_sig = out.get("signal_current", closed_sig)
+    lengths = np.array([len(market.values) for market in markets])
+    columns = np.arange(len(markets))
     taken = np.zeros(len(markets), dtype=bool)
     hits = []
     for which in checked:
         current = which == "current"
-        row = n - 1 if current else n - 2
-        if row < 0:
-            continue
-        fired = np.asarray((current_sig if current else closed_sig)[row], dtype=bool) & ~taken
+        rows = lengths - 1 if current else lengths - 2
+        exists = rows >= 0
+        signal = np.asarray(current_sig if current else closed_sig, dtype=bool)
+        fired = np.zeros(len(markets), dtype=bool)
+        fired[exists] = signal[rows[exists], columns[exists]]
+        fired &= ~taken
         taken |= fired
         for col in np.flatnonzero(fired).tolist():
-            market = markets[col]
+            market, row = markets[col], int(rows[col])
             close = float(stacked[3][row, col])
             hits.append(
                 Hit(
@@ -189,8 +196,20 @@ def _hits_from_panel(
 
 
 def _panel(markets: Sequence[Market]) -> list[np.ndarray]:
-    """Equal-length markets side by side: one contiguous (bars, symbols) array per OHLCV column."""
-    cube = np.stack([market.values for market in markets], axis=1)
+    """Markets side by side, each from its first bar: one contiguous (bars, symbols) array per OHLCV
+    column, as long as the longest market; a shorter one is continued with copies of its last row.
+
+    Detectors are causal (row t reads rows <= t only; ``tests/test_analysis_batch.py`` checks every
+    registered strategy), so a market's own rows come out exactly as they would in a panel of its
+    length alone, and young markets share one panel instead of one each (a panel costs about as much
+    for 1 symbol as for 100).
+    """
+    longest = max(len(market.values) for market in markets)
+    cube = np.empty((longest, len(markets), len(OHLCV_COLUMNS)))
+    for col, market in enumerate(markets):
+        rows = len(market.values)
+        cube[:rows, col] = market.values
+        cube[rows:, col] = market.values[-1]
     return [np.ascontiguousarray(cube[:, :, i]) for i in range(len(OHLCV_COLUMNS))]
 
 
@@ -201,33 +220,31 @@ def analyse_markets(
     timeframe: str,
     bars: str = "both",
 ) -> tuple[list[Hit], list[dict[str, str]]]:
-    """Run every strategy over equal-length panels of ``markets``; returns hits and detector errors.
+    """Run every strategy over one panel of ``markets`` (``_panel``); returns hits and detector errors.
 
-    A detector that raises on a panel is re-run symbol by symbol, so only the symbols it really
+    A detector that raises on the panel is re-run symbol by symbol, so only the symbols it really
     fails on lose that one strategy's result (each reported), and every other hit still stands.
     """
-    groups: dict[int, list[Market]] = {}
-    for market in markets:
-        groups.setdefault(len(market.values), []).append(market)
     hits: list[Hit] = []
     errors: list[dict[str, str]] = []
-    for group in groups.values():
-        stacked = _panel(group)
-        for strategy in strategies:
-            checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
-            if not checked:
-                continue
-            try:
-                out = strategy.panel(*stacked)
-                hits.extend(_hits_from_panel(strategy, out, group, stacked, checked, exchange, timeframe))
-            except Exception:
-                for market in group:
-                    try:
-                        single = _panel([market])
-                        out = strategy.panel(*single)
-                        hits.extend(_hits_from_panel(strategy, out, [market], single, checked, exchange, timeframe))
-                    except Exception as exc:  # a detector bug must cost only this result
-                        errors.append({"symbol": market.symbol, "strategy": strategy.name, "reason": repr(exc)})
+    if not markets:
+        return hits, errors
+    stacked = _panel(markets)
+    for strategy in strategies:
+        checked = strategy.checked_bars(bars)  # type: ignore[arg-type]
+        if not checked:
+            continue
+        try:
+            out = strategy.panel(*stacked)
+            hits.extend(_hits_from_panel(strategy, out, markets, stacked, checked, exchange, timeframe))
+        except Exception:
+            for market in markets:
+                try:
+                    single = _panel([market])
+                    out = strategy.panel(*single)
+                    hits.extend(_hits_from_panel(strategy, out, [market], single, checked, exchange, timeframe))
+                except Exception as exc:  # a detector bug must cost only this result
+                    errors.append({"symbol": market.symbol, "strategy": strategy.name, "reason": repr(exc)})
     return hits, errors
 
 

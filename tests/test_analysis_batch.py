@@ -198,3 +198,36 @@ def test_sources_are_cached_per_client_declarations() -> None:
     assert source_of(Small(), "1w") == Source("1w", 100)
     assert source_of(Large(), "1w") == Source("1d", 706, aggregate=True)
     assert source_of(Small(), "1w", history=True) == Source("1d", 706, aggregate=True)
+
+
+async def test_markets_of_every_length_in_one_panel_give_what_each_gives_alone() -> None:
+    from scanner.analysis import Market, analyse_markets
+
+    source = Source("1d", daily_bars_needed("1d"))
+    strategies = tuple(get_strategy(name) for name in STRATEGY_NAMES)
+    markets = []
+    for i, (symbol, candles) in enumerate(await demo_daily(60)):
+        frame = source.derive(candles.tail(10 + 3 * i), "1d")  # 10 .. 100 bars: one length each
+        markets.append(Market(symbol, frame.to_numpy(dtype="float64"), frame.index))
+    assert len({len(m.values) for m in markets}) > 20
+
+    together, errors = analyse_markets(markets, strategies, "demo", "1d")
+    alone = [hit for market in markets for hit in analyse_markets([market], strategies, "demo", "1d")[0]]
+
+    assert errors == [] and len(together) > 10
+    assert fingerprint(together) == fingerprint(alone)
+
+
+async def test_every_registered_detector_is_causal() -> None:
+    """Row t of every output depends on rows <= t only: the shared panel of markets of different
+    lengths (``scanner.analysis._panel``) relies on it. Checked by cutting the input short."""
+    from scanner.registry import registry
+
+    cube = np.stack([c.values[-300:] for _, c in await demo_daily(40) if len(c) >= 300], axis=1)
+    columns = [np.ascontiguousarray(cube[:, :, i]) for i in range(5)]
+    for name, strategy in registry().items():
+        full = strategy.panel(*columns)
+        for rows in (2, 10, 26, 51, 66, 120, 299):
+            cut = strategy.panel(*(c[:rows] for c in columns))
+            for key, values in full.items():
+                np.testing.assert_array_equal(np.asarray(values)[:rows], np.asarray(cut[key]), err_msg=f"{name}.{key}")
