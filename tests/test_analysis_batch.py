@@ -15,8 +15,7 @@ from exchanges.demo import DemoClient
 from scanner.analysis import BatchJob, analyse_frames, clean_arrays, clean_frame, pack, prepare_and_analyse
 from scanner.cache import Source, source_of
 from scanner.registry import STRATEGY_NAMES, get_strategy
-from scanner.store.base import merge_candles
-from scanner.store.fetch import _revised
+from scanner.store.base import merge_candles, shared_bars
 from utils.candles import Candles, ohlcv_frame, ohlcv_index, ohlcv_label
 from utils.timeframes import aggregate_segments, daily_bars_needed, get_timeframe
 
@@ -174,7 +173,7 @@ def test_frames_analysed_directly_keep_their_own_index_labels() -> None:
     assert hits and not errors and {h.bar_time.unit for h in hits} == {"ns"}
 
 
-def test_the_revision_count_equals_merge_candles_count() -> None:
+def test_merging_counts_the_shared_bars_the_new_candles_change() -> None:
     rng = np.random.default_rng(11)
     old_stamps = np.arange(10, dtype=np.int64) * 86_400_000
     old = Candles(old_stamps, rng.random((10, 5)))
@@ -184,8 +183,11 @@ def test_the_revision_count_equals_merge_candles_count() -> None:
         overlap = max(0, min(10, since + 6) - since)
         new_values[: overlap // 2] = old.values[since : since + overlap // 2]  # half of the shared bars unchanged
         new = Candles(new_stamps, new_values)
-        assert _revised(old, new) == merge_candles(old, new)[1]
-    assert _revised(old, Candles(old_stamps[:0], old.values[:0])) == 0
+        merged, revised = merge_candles(old, new)
+        assert revised == overlap - overlap // 2 == shared_bars(old, new)[1]
+        assert np.array_equal(merged.stamps, np.union1d(old_stamps, new_stamps))
+        assert np.array_equal(merged.values[np.isin(merged.stamps, new_stamps)], new_values)  # new wins
+    assert shared_bars(old, Candles(old_stamps[:0], old.values[:0]))[1] == 0
 
 
 def test_sources_are_cached_per_client_declarations() -> None:

@@ -86,6 +86,15 @@ def frozen(stamps: np.ndarray, values: np.ndarray) -> Candles:
     return Candles(stamps, values)
 
 
+def shared_bars(old: Candles, new: Candles) -> tuple[np.ndarray, int]:
+    """Which of ``old``'s bars ``new`` also has (a mask over ``old``), and how many of those ``new``
+    gives other values. ``new``'s open times are sorted and unique, so a binary search finds them."""
+    at = np.searchsorted(new.stamps, old.stamps)
+    shared = at < len(new)
+    shared[shared] = new.stamps[at[shared]] == old.stamps[shared]
+    return shared, int((old.values[shared] != new.values[at[shared]]).any(axis=1).sum())
+
+
 def merge_candles(old: Candles, new: Candles) -> tuple[Candles, int]:
     """``old`` and ``new`` bars by open time, ``new`` winning on equal times; and how many old bars
     ``new`` changed (an exchange revising a closed bar)."""
@@ -93,13 +102,9 @@ def merge_candles(old: Candles, new: Candles) -> tuple[Candles, int]:
         return new, 0
     if len(new) == 0:
         return old, 0
-    shared = np.isin(old.stamps, new.stamps)
-    revised = 0
-    if shared.any():
-        at = np.searchsorted(new.stamps, old.stamps[shared])
-        revised = int((old.values[shared] != new.values[at]).any(axis=1).sum())
-    if not shared.any() and old.stamps[-1] < new.stamps[0]:
+    if old.stamps[-1] < new.stamps[0]:
         return frozen(np.concatenate([old.stamps, new.stamps]), np.concatenate([old.values, new.values])), 0
+    shared, revised = shared_bars(old, new)
     stamps = np.concatenate([old.stamps[~shared], new.stamps])
     values = np.concatenate([old.values[~shared], new.values])
     order = np.argsort(stamps, kind="stable")

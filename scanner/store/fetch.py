@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from exchanges.base_client import INTERVAL_MS, BaseExchangeClient
-from scanner.store.base import CandleStore, SeriesWrite, StoredSeries, StoreError, frozen
+from scanner.store.base import CandleStore, SeriesWrite, StoredSeries, StoreError, frozen, shared_bars
 from utils.candles import Candles
 
 WRITE_BATCH = 256  # series per store transaction during a scan
@@ -74,7 +74,7 @@ async def fetch_native(
     n_closed = int(np.searchsorted(fetched.stamps, now_ms - step, side="right"))
     closed = fetched if n_closed == len(fetched) else Candles(fetched.stamps[:n_closed], fetched.values[:n_closed])
     if split < len(kept):
-        revised = _revised(Candles(kept.stamps[split:], kept.values[split:]), closed)
+        revised = shared_bars(Candles(kept.stamps[split:], kept.values[split:]), closed)[1]
         if revised:
             store.note_revision(client.name, symbol, interval, revised)
     if len(closed):
@@ -90,16 +90,6 @@ async def fetch_native(
         return fetched.tail(depth)
     head = Candles(kept.stamps[max(split - older, 0):split], kept.values[max(split - older, 0):split])
     return frozen(np.concatenate([head.stamps, fetched.stamps]), np.concatenate([head.values, fetched.values]))
-
-
-def _revised(old: Candles, new: Candles) -> int:
-    """How many of ``old``'s bars ``new`` gives other values (``merge_candles``'s count, without
-    building the merged bars: ``new``'s open times are sorted and unique, so a binary search finds
-    the shared ones)."""
-    at = np.searchsorted(new.stamps, old.stamps)
-    shared = at < len(new)
-    shared[shared] = new.stamps[at[shared]] == old.stamps[shared]
-    return int((old.values[shared] != new.values[at[shared]]).any(axis=1).sum())
 
 
 async def flush(store: CandleStore | None) -> None:
