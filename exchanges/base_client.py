@@ -649,8 +649,11 @@ class BaseExchangeClient(ABC):
             raise BadResponse(self.name, f"listing has an unexpected shape ({exc!r})") from None
         if sizes:
             _CONTRACT_SIZES.setdefault((self.name, self.base_url), {}).update(sizes)
-        for limit, period in self._published_limits(payload):
+        published = self._published_limits(payload)
+        for limit, period in published:
             self.budget.learn_limit(limit, period, "the exchange's published rateLimits")
+        if not published:
+            self.budget.trust_table()  # the listing states no limit: the table is all there is
         return sorted(symbols)
 
 

@@ -37,7 +37,8 @@ told when several tools share its IP or the exchange lowers a limit, and Binance
 A limit nobody confirmed is probed, not trusted (``confirmed``): the requests on the wire when
 the first 429 comes are all refused too (31 of them at 32 in flight). Where the exchange states
 its limit (Binance's listing publishes it), the built-in table is a guess until it has; where it
-states nothing (MEXC), the documented table is all there is and is trusted until a 429. An
+states nothing (MEXC, or a listing without limits), the documented table is all there is and is
+trusted until a 429. An
 unconfirmed budget sends at full concurrency only up to the most weight the exchange has accepted
 in one window (``proven``: its used-weight header, else the weight of the probes it accepted);
 beyond that, one request at a time goes (a probe, beside the others), and its answer raises
@@ -288,6 +289,13 @@ class HostBudget:
         self.ceiling = float(limit)
         self._notify()
         return True
+
+    def trust_table(self) -> None:
+        """The exchange turned out to state no limit (a listing without one): the table is all
+        there is, so it is trusted, as for an exchange that never states one; unless a 429 has
+        already shown it wrong."""
+        if self._cut is None:
+            self.confirmed = True
 
     def rate_limited(self, stated: float | None = None) -> None:
         """An over-limit answer (429 or the exchange's own code): lower the limit believed.

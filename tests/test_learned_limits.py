@@ -133,13 +133,14 @@ async def test_a_rate_limited_envelope_without_numbers_halves_a_told_limit() -> 
 async def test_a_refused_probe_without_numbers_makes_the_weight_accepted_in_the_window_the_limit() -> None:
     async with FakeExchangeServer(symbols=3, markets=["mexc_futures"], rate_limits=False) as server:
         symbol = server.usdt_symbols("mexc_futures")[0]
-        # a guess of 8 per 2 s, as after a first 429
-        configure_budget("mexc_futures", 8, MexcFuturesClient.budget_period, confirmed=False)
+        # after a first 429 halved a guess of 16 per 2 s: 8 believed, nothing proven, probing
+        configure_budget("mexc_futures", 16, MexcFuturesClient.budget_period).rate_limited(None)
         async with MexcFuturesClient(base_url=server.base_url("mexc_futures"), retry=NO_WAIT) as client:
-            for _ in range(4):
+            assert client.budget.limit == 8 and not client.budget.confirmed
+            for _ in range(5):
                 await client.fetch_klines(symbol, "1d", 10)
             accepted = client.budget.proven
-            assert accepted >= 4  # each klines probe (weight 1) accepted, and the contract listing
+            assert accepted >= 5  # each klines probe (weight 1) accepted, and the contract listing
             server.add_fault("429", market="mexc_futures", path="klines", times=1, retry_after=0)
             await client.fetch_klines(symbol, "1d", 10)  # goes as a probe, is refused (510), then retried
             assert client.budget.limit == accepted > 8 * DECREASE_FACTOR  # not what halving would give
@@ -236,3 +237,13 @@ async def test_an_unknown_lower_limit_costs_one_429_in_the_first_window_and_none
             assert len(frames) == len(symbols) and all(len(f) for f in frames)  # none failed
             assert server.rate_limited["binance_spot"] <= 1
             assert client.budget.limit <= 30  # the exchange's count at the refusal
+
+
+def test_a_listing_that_states_no_limit_makes_the_table_trusted_unless_a_429_showed_it_wrong() -> None:
+    budget = configure_budget("binance_spot", 6000, 60.0, confirmed=False)
+    budget.trust_table()
+    assert budget.confirmed
+    refused = configure_budget("binance_futures", 2400, 60.0, confirmed=False)
+    refused.rate_limited(None)
+    refused.trust_table()
+    assert not refused.confirmed
