@@ -38,11 +38,10 @@ A limit nobody confirmed is probed, not trusted (``confirmed``): the requests on
 the first 429 comes are all refused too (31 of them at 32 in flight). Where the exchange states
 its limit (Binance's listing publishes it), the built-in table is a guess until it has; where it
 states nothing (MEXC, or a listing without limits), the documented table is all there is and is
-trusted until a 429. An
-unconfirmed budget sends at full concurrency only up to the most weight the exchange has accepted
-in one window (``proven``: its used-weight header, else the weight of the probes it accepted);
-beyond that, one request at a time goes (a probe, beside the others), and its answer raises
-``proven``. A refused probe is then the only 429 of its window, and the weight accepted before it
+trusted until a 429. An unconfirmed budget sends at full concurrency only up to the most weight the
+exchange has accepted in one window (``proven``: its used-weight header, else the weight of the
+probes it accepted); beyond that, one request at a time goes (a probe, beside the others), and its
+answer raises ``proven``. A refused probe is then the only 429 of its window, and the weight accepted before it
 is the limit from then on. A 429 to a request within ``proven`` means the limit changed under
 us: the budget is unconfirmed from then on and ``proven`` starts again from nothing. A budget is
 confirmed by a published limit for its window, a limit stated in a header, or the user's
@@ -219,7 +218,7 @@ class HostBudget:
         self.proven = 0.0  # most weight the exchange accepted in one window since the limit last changed
         self._used: float | None = None  # the exchange's count in its window, from the last used-weight header ...
         self._used_at = -math.inf  # ... received then
-        self._probe_task: asyncio.Task | None = None  # the task whose request went alone beyond ``proven``
+        self._probe_task: asyncio.Task | None = None  # the task whose request went as the probe
         self.ceiling = float(limit)  # the table's (or env) limit, lowered by published limits
         self.period = float(period)
         self.margin = margin
@@ -305,17 +304,17 @@ class HostBudget:
         makes the weight accepted in one window (``proven``) the limit, unless that is below what
         halving gives (early in a process ``proven`` is small, and one stray 429 must not take the
         limit down to it); otherwise the limit is multiplied by ``DECREASE_FACTOR``, at most once
-        per period: the requests in flight when
-        the first 429 came are answered 429 too, and must not halve it again. Either way the
-        lowered limit holds ``HOLD_PERIODS`` periods, then grows back (module docstring). A 429 to
-        anything but a probe means the limit is not what it was: the budget probes again from
-        nothing, even if the exchange had published its limit.
+        per period: the requests in flight when the first 429 came are answered 429 too, and must
+        not halve it again. Either way the lowered limit holds ``HOLD_PERIODS`` periods, then grows
+        back (module docstring). A 429 to anything but a probe means the limit is not what it was:
+        the budget probes again from nothing, even if the exchange had published its limit.
         """
         now = time.time()
         probe = self._probe_task is not None and self._probe_task is _current_task()
         believed = self.limit_at(now)
         if probe:
-            self.proven = min(self.proven, stated) if stated is not None else self.proven
+            if stated is not None:
+                self.proven = min(self.proven, stated)
         else:
             self.confirmed = False
             self.proven = 0.0
