@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -272,6 +272,30 @@ class BatchOutcome:
     filtered_out: int
 
 
+def _filter_and_analyse(
+    cleaned: Iterable[tuple[str, Market | str]],
+    strategies: Sequence[Strategy],
+    exchange: str,
+    timeframe: str,
+    bars: str,
+    threshold: float,
+) -> BatchOutcome:
+    """The batch's cleaned markets (each a market, or the reason it is skipped), volume-filtered
+    (spec 11: last closed bar) and analysed."""
+    kept: list[Market] = []
+    skipped: dict[str, str] = {}
+    filtered_out = 0
+    for symbol, market in cleaned:
+        if isinstance(market, str):
+            skipped[symbol] = market
+        elif _below(market.values, threshold):
+            filtered_out += 1
+        else:
+            kept.append(market)
+    hits, errors = analyse_markets(kept, strategies, exchange, timeframe, bars)
+    return BatchOutcome(hits, errors, skipped, filtered_out)
+
+
 def prepare_and_analyse(
     batch: Sequence[tuple[str, pd.DataFrame]],
     strategies: Sequence[Strategy],
@@ -281,21 +305,13 @@ def prepare_and_analyse(
     threshold: float,
 ) -> BatchOutcome:
     """Clean, volume-filter (spec 11: last closed bar) and analyse a batch of frames."""
-    kept: list[Market] = []
-    skipped: dict[str, str] = {}
-    filtered_out = 0
-    for symbol, raw in batch:
-        frame, reason = clean_frame(raw)
-        if reason:
-            skipped[symbol] = reason
-            continue
-        values = frame.to_numpy(dtype="float64", copy=False)
-        if _below(values, threshold):
-            filtered_out += 1
-            continue
-        kept.append(Market(symbol, values, frame.index))
-    hits, errors = analyse_markets(kept, strategies, exchange, timeframe, bars) if kept else ([], [])
-    return BatchOutcome(hits, errors, skipped, filtered_out)
+
+    def cleaned() -> Iterator[tuple[str, Market | str]]:
+        for symbol, raw in batch:
+            frame, reason = clean_frame(raw)
+            yield symbol, reason or Market(symbol, frame.to_numpy(dtype="float64", copy=False), frame.index)
+
+    return _filter_and_analyse(cleaned(), strategies, exchange, timeframe, bars, threshold)
 
 
 def batch_size(depth: int) -> int:
@@ -367,24 +383,16 @@ class BatchJob:
         )
         suspects = _suspects(stamps, values, lengths).tolist()
         ends = np.cumsum(lengths).tolist()
-        kept: list[Market] = []
-        skipped: dict[str, str] = {}
-        filtered_out = 0
-        for symbol, suspect, start, end in zip(packed.symbols, suspects, [0, *ends[:-1]], ends):
-            market_stamps, market_values = stamps[start:end], values[start:end]
-            if suspect:
-                market_stamps, market_values, reason = clean_arrays(market_stamps, market_values)
-                if reason:
-                    skipped[symbol] = reason
-                    continue
-            if _below(market_values, self.threshold):
-                filtered_out += 1
-                continue
-            kept.append(Market(symbol, market_values, market_stamps))
-        hits, errors = (
-            analyse_markets(kept, self.strategies, self.exchange, self.timeframe, self.bars) if kept else ([], [])
-        )
-        return BatchOutcome(hits, errors, skipped, filtered_out)
+
+        def cleaned() -> Iterator[tuple[str, Market | str]]:
+            for symbol, suspect, start, end in zip(packed.symbols, suspects, [0, *ends[:-1]], ends):
+                market_stamps, market_values, reason = stamps[start:end], values[start:end], None
+                if suspect:
+                    market_stamps, market_values, reason = clean_arrays(market_stamps, market_values)
+                yield symbol, reason or Market(symbol, market_values, market_stamps)
+
+        return _filter_and_analyse(cleaned(), self.strategies, self.exchange, self.timeframe, self.bars,
+                                   self.threshold)
 
 
 def analysis_mode() -> str:
