@@ -28,7 +28,7 @@ import pandas as pd
 from scanner import runtime
 from scanner.results import Hit
 from scanner.runtime import WorkerProcess, yield_if_slice_used
-from utils.candles import Candles, Source, check_candles, ohlcv_label, tidy_order
+from utils.candles import Candles, Source, check_candles, faulty_rows, ohlcv_label, tidy_order
 from utils.strategy_spec import Strategy
 from utils.timeframes import OHLCV_COLUMNS, ohlcv_only
 
@@ -122,7 +122,7 @@ def _suspects(stamps: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> np
     through it; the others are already what it would return, so they are taken as they are."""
     ends = np.cumsum(lengths)
     starts = ends - lengths
-    flagged = (~np.isfinite(values) | (values < 0)).any(axis=1) | (values[:, 1] < values[:, 2])
+    flagged = faulty_rows(values)
     repeated = np.zeros(len(stamps), dtype=bool)
     repeated[1:] = stamps[1:] <= stamps[:-1]
     repeated[starts[lengths > 0]] = False  # a market's first row follows another market's last

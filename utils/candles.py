@@ -46,6 +46,22 @@ class CandleProblem:
     reason: str
 
 
+def _bad_values(values: np.ndarray) -> np.ndarray:
+    """Cells that are missing, not numeric or negative."""
+    return ~np.isfinite(values) | (values < 0)
+
+
+def _inverted(values: np.ndarray) -> np.ndarray:
+    """Rows whose high is below their low."""
+    return values[:, 1] < values[:, 2]
+
+
+def faulty_rows(values: np.ndarray) -> np.ndarray:
+    """Rows ``check_candles`` rejects for their values (a bad value, high below low): the same rules,
+    as a mask, for many markets' rows at once."""
+    return _bad_values(values).any(axis=1) | _inverted(values)
+
+
 def check_candles(values: np.ndarray, opens_ms: np.ndarray | None = None) -> CandleProblem | None:
     """The candle sanity rules, the one place they live: open times finite and within 1970..2200 (when
     ``opens_ms`` is given, float or int UTC ms), every value finite and not negative, high >= low.
@@ -56,14 +72,13 @@ def check_candles(values: np.ndarray, opens_ms: np.ndarray | None = None) -> Can
     if opens_ms is not None and not np.isfinite(opens_ms).all():
         row = int(np.flatnonzero(~np.isfinite(opens_ms))[0])
         return CandleProblem(BAD_TIME, row, -1, "candles with a missing or non-numeric open time")
-    finite = np.isfinite(values)
-    bad = ~finite | (values < 0)
+    bad = _bad_values(values)
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
-        missing = not finite.all()
+        missing = not np.isfinite(values).all()
         reason = "candles with missing or non-numeric values" if missing else "candles with negative values"
         return CandleProblem(BAD_VALUE, row, column, reason)
-    inverted = values[:, 1] < values[:, 2]
+    inverted = _inverted(values)
     if inverted.any():
         return CandleProblem(INVERTED, int(np.flatnonzero(inverted)[0]), 1, "candles with high below low")
     if opens_ms is not None:
