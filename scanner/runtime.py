@@ -29,9 +29,9 @@
    that candles are compact arrays and a request leaves no cyclic garbage (exchanges/retry.py): a
    2,000-symbol, 6-timeframe scan without the pause still ran 6 full collections of up to 540 ms
    each (busy shared machine; worst event-loop lag of the scan 570 ms), against none during the
-   scan with it (worst lag 250 ms, the rest being CPU contention on that machine). So it stays, narrowly: the generation-2 threshold is lifted only
-   while at least one scan runs and the caller's own threshold is put back when the last one
-   ends; young collections keep running.
+   scan with it (worst lag 250 ms, the rest being CPU contention on that machine). So it stays,
+   narrowly: the generation-2 threshold is lifted only while at least one scan runs and the
+   caller's own threshold is put back when the last one ends; young collections keep running.
 
 ``scan_running`` is what a scan wraps its work in: it counts the scans of the process (nesting
 and threads included) for points 1 and 3. ``full_collections_paused`` is its older name.
