@@ -9,7 +9,9 @@ Run from the repository root::
 For each of binance_spot, binance_futures, bybit_spot, kucoin_futures, mexc_spot: timeframes
 1d,2d,3d,4d,1w, all strategies, the fake exchange in another process (budgets lifted, so the
 scanner's own cost shows), each scan in a fresh process (its CPU and peak RSS are its own). The
-fake exchange's clock, and the client's with it, moves one day between the cold and the warm scan.
+fake exchange's clock, and the client's with it, moves one day between the cold and the warm scan;
+before each timed scan the fake exchange generates its series for that clock (it shares this
+machine's cores, and a remote exchange's work does not run beside the scan).
 Printed per scan: klines requests per symbol, the exchange's weight, bytes received, wall time
 against the lower bound that weight implies under the market's published limit, CPU seconds of
 the scan (scanner plus analysis process, both started beforehand, and the scanner process alone)
@@ -44,6 +46,7 @@ DAY_S = 86_400.0
 LOAD_SERIES, LOAD_BARS = 2000, 1000
 SIZE_SYMBOLS, SIZE_DAILY, SIZE_4H, SIZE_MARKETS = 2000, 1000, 500, 10
 DAY_MS, H4_MS = 86_400_000, 14_400_000
+PREPARED_INTERVALS = ("1d", "1w")  # what the scans ask for: daily bars, and weeks where pages are short
 
 
 @dataclass
@@ -65,7 +68,12 @@ class ScanCost:
 
 def _serve(spec_json: str) -> None:
     """Body of the server process: the fake exchange plus a line protocol on stdin
-    (``counters``, ``reset``, ``now <epoch s>``)."""
+    (``counters``, ``reset``, ``now <epoch s>``, ``prepare``).
+
+    ``prepare`` generates every symbol's series at the current clock before a scan is timed. The
+    fake exchange shares this machine's cores with the scanner; generating a series on its first
+    request would run beside the scan and slow the answers, which a remote exchange does not.
+    """
     from tests.fakes.exchange_server import FakeExchangeServer
 
     spec = json.loads(spec_json)
@@ -79,6 +87,11 @@ def _serve(spec_json: str) -> None:
                 server.reset_counters()
             elif command == "now":
                 server.set_now(float(arg))
+            elif command == "prepare":
+                for market in spec["markets"]:
+                    for symbol in server.usdt_symbols(market):
+                        for interval in PREPARED_INTERVALS:
+                            server.bars(market, symbol, interval)
             kinds = {f"{m}:{k}": n for (m, k), n in server.requests_by_kind.items()}
             print(json.dumps({"kinds": kinds, "weight": dict(server.weight_by_market),
                               "bytes": dict(server.bytes_by_market),
@@ -139,6 +152,7 @@ def scan_cost(server: Server, market: str, phase: str, store: Path, now: float) 
     from tests.fakes.exchange_markets import MARKET_CLASSES
 
     server.ask(f"now {now}")
+    server.ask("prepare")
     server.ask("reset")
     code = f"from bench.store import _scan_child; _scan_child({market!r}, {str(store)!r}, {now!r})"
     env = {**os.environ, **server.env, **unlimited_budgets([market]), "DISABLE_PROGRESS": "1"}

@@ -102,11 +102,16 @@ def merge_candles(old: Candles, new: Candles) -> tuple[Candles, int]:
         return new, 0
     if len(new) == 0:
         return old, 0
-    if old.stamps[-1] < new.stamps[0]:
-        return frozen(np.concatenate([old.stamps, new.stamps]), np.concatenate([old.values, new.values])), 0
-    shared, revised = shared_bars(old, new)
-    stamps = np.concatenate([old.stamps[~shared], new.stamps])
-    values = np.concatenate([old.values[~shared], new.values])
+    # Only old bars from new's first open time on can meet new's: the usual write (a day appended,
+    # the last stored bar repeated) compares a row or two, not the whole series.
+    split = int(np.searchsorted(old.stamps, new.stamps[0]))
+    shared, revised = shared_bars(Candles(old.stamps[split:], old.values[split:]), new)
+    if shared.all():  # every old bar from there on is in new: new follows the older ones
+        return frozen(np.concatenate([old.stamps[:split], new.stamps]),
+                      np.concatenate([old.values[:split], new.values])), revised
+    kept = np.flatnonzero(~shared) + split
+    stamps = np.concatenate([old.stamps[:split], old.stamps[kept], new.stamps])
+    values = np.concatenate([old.values[:split], old.values[kept], new.values])
     order = np.argsort(stamps, kind="stable")
     return frozen(stamps[order], values[order]), revised
 

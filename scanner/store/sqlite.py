@@ -248,9 +248,9 @@ class SQLiteCandleStore(CandleStore):
         if len(new):
             span = _span(write.interval)
             buckets = new.stamps // span
-            edges = np.flatnonzero(np.diff(buckets)) + 1
-            for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(new)]):
-                self._merge_chunk(db, sid, int(buckets[lo]), frozen(new.stamps[lo:hi], new.values[lo:hi]))
+            bounds = [0, *(np.flatnonzero(np.diff(buckets)) + 1).tolist(), len(new)]
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                self._merge_chunk(db, sid, int(buckets[lo]), Candles(new.stamps[lo:hi], new.values[lo:hi]))
         if write.complete is not None and len(new):
             db.execute("UPDATE series SET complete_from = ? WHERE id = ?",
                        (int(new.stamps[0]) if write.complete else None, sid))
@@ -340,12 +340,10 @@ class SQLiteCandleStore(CandleStore):
 def _decode_rows(rows: list[tuple[int, bytes, bytes]]) -> Candles:
     """Candles of chunk rows (bars, stamps blob, ohlcv blob), checked for consistent sizes."""
     width = len(OHLCV_COLUMNS)
-    stamps, values = [], []
     for bars, stamp_blob, value_blob in rows:
         if len(stamp_blob) != bars * STAMP_DTYPE.itemsize or len(value_blob) != bars * width * VALUE_DTYPE.itemsize:
             raise ValueError(f"a chunk of {bars} bars has blobs of {len(stamp_blob)} and {len(value_blob)} bytes")
-        stamps.append(np.frombuffer(stamp_blob, dtype=STAMP_DTYPE))
-        values.append(np.frombuffer(value_blob, dtype=VALUE_DTYPE).reshape(bars, width))
-    if len(stamps) == 1:
-        return frozen(stamps[0].astype(np.int64, copy=False), values[0].astype(np.float64, copy=False))
-    return frozen(np.concatenate(stamps), np.concatenate(values))
+    # One array per column kind from the joined blobs: two numpy calls however many chunks.
+    stamps = np.frombuffer(b"".join(row[1] for row in rows), dtype=STAMP_DTYPE)
+    values = np.frombuffer(b"".join(row[2] for row in rows), dtype=VALUE_DTYPE)
+    return frozen(stamps.astype(np.int64, copy=False), values.astype(np.float64, copy=False))
