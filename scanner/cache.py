@@ -67,12 +67,13 @@ def _source(page_limit: int, weekly_monday_aligned: bool, tf: Timeframe, history
 
 @lru_cache(maxsize=256)
 def _planned(
-    page_limit: int, weekly_monday_aligned: bool, tf: Timeframe, plan: tuple[Timeframe, ...], history: bool
+    page_limit: int, weekly_monday_aligned: bool, timeframe: str | Timeframe, plan: tuple[str | Timeframe, ...],
+    history: bool,
 ) -> tuple[Source, int]:
-    """The source of ``tf`` and the native depth to fetch for every timeframe of ``plan`` it shares
-    (cached: asked for every symbol)."""
-    source = _source(page_limit, weekly_monday_aligned, tf, history)
-    planned = (_source(page_limit, weekly_monday_aligned, other, history) for other in plan)
+    """The source of ``timeframe`` and the native depth to fetch for every timeframe of ``plan`` it
+    shares (cached on the names as given: asked for every symbol of every scanned timeframe)."""
+    source = _source(page_limit, weekly_monday_aligned, get_timeframe(timeframe), history)
+    planned = (_source(page_limit, weekly_monday_aligned, get_timeframe(other), history) for other in plan)
     return source, max([source.depth] + [s.depth for s in planned if s.interval == source.interval])
 
 
@@ -155,9 +156,7 @@ class KlineCache:
         A scan hands these to the analysis worker, which does the slicing and aggregation off the
         event loop. The arrays are the stored ones, read-only.
         """
-        tf = get_timeframe(timeframe)
-        plan = tuple(get_timeframe(name) for name in plan or ())
-        source, depth = _planned(client.page_limit, client.weekly_monday_aligned, tf, plan,
+        source, depth = _planned(client.page_limit, client.weekly_monday_aligned, timeframe, tuple(plan or ()),
                                  keeps_history(client, store))
         key: NativeKey = (client.name, getattr(client, "base_url", ""), symbol, source.interval)
         entry = await self._native(client, key, depth, store)

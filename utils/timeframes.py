@@ -57,6 +57,11 @@ class Timeframe:
         """True when a bar spans several daily bars (2d, 3d, 4d, 1w)."""
         return self.period_days is not None and self.period_days > 1
 
+    def __hash__(self) -> int:
+        """The name's hash: equal timeframes share a name, and the cached planning functions look
+        a timeframe up for every symbol (the generated hash rehashed every field, a Timestamp too)."""
+        return hash(self.name)
+
 
 def _utc(day: str) -> pd.Timestamp:
     return pd.Timestamp(day, tz="UTC")
