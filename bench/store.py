@@ -5,6 +5,7 @@ Run from the repository root::
     python -m bench.store                 # 1,000 symbols per market (several minutes)
     python -m bench.store --symbols 200   # smaller
     python -m bench.store --skip-size     # without the load-time and file-size part
+    python -m bench.store --repeat 1      # one scan of each kind (default 3, the median printed)
 
 For each of binance_spot, binance_futures, bybit_spot, kucoin_futures, mexc_spot: timeframes
 1d,2d,3d,4d,1w, all strategies, the fake exchange in another process (budgets lifted, so the
@@ -29,6 +30,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,9 +70,9 @@ class ScanCost:
 
 def _serve(spec_json: str) -> None:
     """Body of the server process: the fake exchange plus a line protocol on stdin
-    (``counters``, ``reset``, ``now <epoch s>``, ``prepare``).
+    (``counters``, ``reset``, ``now <epoch s>``, ``prepare <market>``).
 
-    ``prepare`` generates every symbol's series at the current clock before a scan is timed. The
+    ``prepare`` generates the market's series at the current clock before a scan is timed. The
     fake exchange shares this machine's cores with the scanner; generating a series on its first
     request would run beside the scan and slow the answers, which a remote exchange does not.
     """
@@ -88,10 +90,9 @@ def _serve(spec_json: str) -> None:
             elif command == "now":
                 server.set_now(float(arg))
             elif command == "prepare":
-                for market in spec["markets"]:
-                    for symbol in server.usdt_symbols(market):
-                        for interval in PREPARED_INTERVALS:
-                            server.bars(market, symbol, interval)
+                for symbol in server.usdt_symbols(arg):
+                    for interval in PREPARED_INTERVALS:
+                        server.bars(arg, symbol, interval)
             kinds = {f"{m}:{k}": n for (m, k), n in server.requests_by_kind.items()}
             print(json.dumps({"kinds": kinds, "weight": dict(server.weight_by_market),
                               "bytes": dict(server.bytes_by_market),
@@ -152,7 +153,7 @@ def scan_cost(server: Server, market: str, phase: str, store: Path, now: float) 
     from tests.fakes.exchange_markets import MARKET_CLASSES
 
     server.ask(f"now {now}")
-    server.ask("prepare")
+    server.ask(f"prepare {market}")
     server.ask("reset")
     code = f"from bench.store import _scan_child; _scan_child({market!r}, {str(store)!r}, {now!r})"
     env = {**os.environ, **server.env, **unlimited_budgets([market]), "DISABLE_PROGRESS": "1"}
@@ -169,15 +170,40 @@ def scan_cost(server: Server, market: str, phase: str, store: Path, now: float) 
                     store.stat().st_size / 2**20 if store.exists() else 0.0)
 
 
-def cold_and_warm(symbols: int, markets: tuple[str, ...], directory: Path) -> list[ScanCost]:
+def _store_files(store: Path) -> list[Path]:
+    return [Path(f"{store}{suffix}") for suffix in ("", "-wal", "-shm")]
+
+
+def _median_run(runs: list[ScanCost]) -> ScanCost:
+    """The run whose scan CPU is the median of ``runs`` (all its figures come from that one run)."""
+    return sorted(runs, key=lambda run: run.cpu_s)[len(runs) // 2]
+
+
+def cold_and_warm(symbols: int, markets: tuple[str, ...], directory: Path, repeat: int = 1) -> list[ScanCost]:
+    """A cold and a warm scan per market, each ``repeat`` times: every cold one on an empty store,
+    every warm one on a copy of the store a cold scan left; the median run of each is kept."""
     server = Server(symbols, markets, START_S)
     try:
         with environment(server.env):
             rows = []
             for market in markets:
-                store = directory / f"{market}.sqlite3"
-                rows.append(scan_cost(server, market, "cold", store, START_S))
-                rows.append(scan_cost(server, market, "warm", store, START_S + DAY_S))
+                store, cold_copy = directory / f"{market}.sqlite3", directory / f"{market}-cold"
+                colds, warms = [], []
+                for _ in range(repeat):
+                    for path in _store_files(store):
+                        path.unlink(missing_ok=True)
+                    colds.append(scan_cost(server, market, "cold", store, START_S))
+                cold_copy.mkdir()
+                for path in _store_files(store):
+                    if path.exists():
+                        shutil.copy(path, cold_copy / path.name)
+                for _ in range(repeat):
+                    for path in _store_files(store):
+                        path.unlink(missing_ok=True)
+                        if (cold_copy / path.name).exists():
+                            shutil.copy(cold_copy / path.name, path)
+                    warms.append(scan_cost(server, market, "warm", store, START_S + DAY_S))
+                rows += [_median_run(colds), _median_run(warms)]
             return rows
     finally:
         server.close()
@@ -225,8 +251,9 @@ def store_size(directory: Path, markets: int = SIZE_MARKETS) -> float:
         return store.size_bytes() / 2**20
 
 
-def print_costs(rows: list[ScanCost]) -> None:
-    print("\n[store] cold scan (empty store) and warm scan a day later; 1d,2d,3d,4d,1w, all strategies")
+def print_costs(rows: list[ScanCost], repeat: int) -> None:
+    print("\n[store] cold scan (empty store) and warm scan a day later; 1d,2d,3d,4d,1w, all strategies;"
+          f" the median of {repeat} runs by scan CPU")
     print("  cpu s: the scan in both processes, started beforehand; own cpu: the scanner process's share;"
           " proc cpu: both processes from their start (interpreter and imports too)")
     print(f"  {'market':<16}{'scan':<6}{'symbols':>8}{'req/sym':>9}{'weight':>9}{'MB recv':>9}{'wall s':>8}"
@@ -247,13 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=1000)
     parser.add_argument("--markets", nargs="*", default=list(MARKETS), choices=MARKETS)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="scans of each kind per market; the median run is printed (default 3)")
     parser.add_argument("--skip-size", action="store_true", help="skip the load-time and file-size part")
     parser.add_argument("--size-markets", type=int, default=SIZE_MARKETS,
                         help=f"markets written for the file size (default {SIZE_MARKETS}, about 3 minutes)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-        print_costs(cold_and_warm(args.symbols, tuple(args.markets), Path(tmp)))
+        repeat = max(args.repeat, 1)
+        print_costs(cold_and_warm(args.symbols, tuple(args.markets), Path(tmp), repeat), repeat)
         if not args.skip_size:
             print(f"\n[load] {LOAD_SERIES} series x {LOAD_BARS} daily bars from the store: {load_time(Path(tmp)):.2f}s")
             mb = store_size(Path(tmp), args.size_markets)
