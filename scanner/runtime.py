@@ -65,8 +65,10 @@ log = logging.getLogger(__name__)
 WORKER_ENV = "SCANNER_ANALYSIS_WORKER"
 # What the child runs: nothing of the caller's script, only this module's loop.
 WORKER_CODE = "from scanner.runtime import serve_worker; serve_worker()"
-# Frame headers: task id and payload length (requests); task id, ok flag, length (answers).
-_REQUEST = struct.Struct("<QQ")
+# Frame headers: task id, pickle length and out-of-band buffer count, then each buffer's length
+# (requests); task id, ok flag, length (answers).
+_REQUEST = struct.Struct("<QQQ")
+_LENGTH = struct.Struct("<Q")
 _ANSWER = struct.Struct("<QBQ")
 # How long stopping waits for the child to exit before killing it.
 STOP_TIMEOUT_S = 10.0
@@ -182,14 +184,18 @@ class WorkerProcess(Executor):
                 self._forget(task)
                 continue
             try:
-                data = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
+                data, buffers = _pickled((fn, args))
             except Exception as exc:  # an unpicklable call fails alone, as in ProcessPoolExecutor
                 self._forget(task)
                 future.set_exception(exc)
                 continue
             try:
-                stdin.write(_REQUEST.pack(task, len(data)))
+                stdin.write(_REQUEST.pack(task, len(data), len(buffers)))
+                for buffer in buffers:
+                    stdin.write(_LENGTH.pack(buffer.nbytes))
                 stdin.write(data)
+                for buffer in buffers:
+                    stdin.write(buffer)
                 stdin.flush()
             except OSError:  # the child is gone: the reader fails the futures
                 break
@@ -231,6 +237,48 @@ class WorkerProcess(Executor):
                 future.set_exception(BrokenProcessPool(reason))
 
 
+def _pickled(value: Any) -> tuple[bytes, list[memoryview]]:
+    """``value`` pickled with its large arrays out of band (protocol 5): the arrays' bytes go to the
+    pipe as they are instead of being copied into the pickle first, and the child reads them into
+    buffers the arrays then use. A scan's batches are some 80 MB per 1,000 symbols x 1d..1w; the
+    two copies this saves cost about 0.15 s of CPU per such scan."""
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return data, [buffer.raw() for buffer in buffers]
+
+
+def _read_exactly(stream: Any, size: int) -> bytearray | None:
+    """``size`` bytes of ``stream`` in a new writable buffer, or None when the stream ends first."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    while done < size:
+        got = stream.readinto(view[done:])
+        if not got:
+            return None
+        done += got
+    return buffer
+
+
+def _read_request(inp: Any) -> tuple[int, bytes, list[bytearray]] | None:
+    """The next call ``WorkerProcess._write`` sent: task id, pickle and out-of-band buffers (None
+    when stdin ends, mid-frame included)."""
+    head = inp.read(_REQUEST.size)
+    if len(head) < _REQUEST.size:
+        return None
+    task, size, count = _REQUEST.unpack(head)
+    lengths = inp.read(_LENGTH.size * count)
+    data = inp.read(size)
+    if len(lengths) < _LENGTH.size * count or len(data) < size:
+        return None
+    buffers = []
+    for (length,) in _LENGTH.iter_unpack(lengths):
+        buffer = _read_exactly(inp, length)
+        if buffer is None:
+            return None
+        buffers.append(buffer)
+    return task, data, buffers
+
+
 def _answer(out: Any, task: int, ok: bool, value: Any) -> None:
     try:
         data = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
@@ -253,13 +301,10 @@ def serve_worker() -> None:
     import scanner.analysis  # noqa: F401 - pandas and every detector load while the parent lists symbols
 
     try:
-        while len(head := inp.read(_REQUEST.size)) == _REQUEST.size:
-            task, size = _REQUEST.unpack(head)
-            data = inp.read(size)
-            if len(data) < size:
-                return
+        while (request := _read_request(inp)) is not None:
+            task, data, buffers = request
             try:
-                fn, args = pickle.loads(data)
+                fn, args = pickle.loads(data, buffers=buffers)
                 value, ok = fn(*args), True
             except Exception as exc:
                 value, ok = exc, False
