@@ -85,6 +85,7 @@ class SQLiteCandleStore(CandleStore):
         self.path = Path(path).expanduser()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-store")
         self._conn: sqlite3.Connection | None = None
+        self._reads: dict[asyncio.AbstractEventLoop, list[tuple[tuple[str, str, str], asyncio.Future]]] = {}
         try:
             self._call(self._open)
         except BaseException:
@@ -100,7 +101,34 @@ class SQLiteCandleStore(CandleStore):
         return await asyncio.wrap_future(self._thread.submit(self._guarded, fn, *args))
 
     async def ahistory(self, exchange: str, symbol: str, interval: str) -> StoredSeries:
-        return await self._in_store_thread(self._history, exchange, symbol, interval)
+        """The stored series, read on the store's thread. The reads a scan asks for in one event-loop
+        step go there together: one hand-over instead of one each (a warm 1,000-symbol scan asks in
+        about 300 steps), which saves the thread switches and loop wake-ups around each."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredSeries] = loop.create_future()
+        batch = self._reads.get(loop)
+        if batch is None:
+            batch = self._reads[loop] = []
+            loop.call_soon(self._read_batch, loop)
+        batch.append(((exchange, symbol, interval), future))
+        return await future
+
+    def _read_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the step's reads (``ahistory``) to the store's thread; settle their futures when done."""
+        wanted = [(key, future) for key, future in self._reads.pop(loop, []) if not future.done()]
+        if not wanted:
+            return
+        try:
+            done = asyncio.wrap_future(self._thread.submit(self._guarded, self._histories, [k for k, _ in wanted]))
+        except Exception as exc:  # closed meanwhile: each reader gets the error its own read would have
+            failure = StoreError(f"candle store {self.path} is closed ({exc!r})")
+            for _, future in wanted:
+                future.set_exception(failure)
+            return
+        done.add_done_callback(lambda answer: _settle(wanted, answer))
+
+    def _histories(self, keys: list[tuple[str, str, str]]) -> list[StoredSeries]:
+        return [self._history(*key) for key in keys]
 
     async def asave(self, writes: Sequence[SeriesWrite]) -> None:
         if writes:
@@ -335,6 +363,24 @@ class SQLiteCandleStore(CandleStore):
     def _vacuum(self) -> None:
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _settle(wanted: list[tuple[Any, asyncio.Future]], answer: asyncio.Future) -> None:
+    """Each waiting reader's series, or the batch's error (the first store error disables the store
+    for the run anyway); readers cancelled meanwhile are skipped."""
+    waiting = [future for _, future in wanted if not future.done()]
+    if answer.cancelled():
+        for future in waiting:
+            future.cancel()
+        return
+    failure = answer.exception()
+    if failure is not None:
+        for future in waiting:
+            future.set_exception(failure)
+        return
+    for (_, future), series in zip(wanted, answer.result()):
+        if not future.done():
+            future.set_result(series)
 
 
 def _decode_rows(rows: list[tuple[int, bytes, bytes]]) -> Candles:
