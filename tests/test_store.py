@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -230,3 +231,34 @@ def test_a_writer_killed_mid_write_leaves_a_consistent_store(tmp_path):
         assert loaded.values[:, 4].tolist() == [1000.0 + d for d in range(days)]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_reads_asked_in_one_loop_step_share_one_hand_over_and_each_gets_its_own_series(tmp_path):
+    store = SQLiteCandleStore(tmp_path / "candles.sqlite3", retention={})
+    try:
+        store.save([SeriesWrite("x", f"S{i}", "1d", bars(10 + i, seed=i)) for i in range(20)])
+        handed_over = []
+        histories = store._histories
+        store._histories = lambda keys: handed_over.append(len(keys)) or histories(keys)
+
+        async def read_all():
+            readers = [asyncio.ensure_future(store.ahistory("x", f"S{i}", "1d")) for i in range(20)]
+            readers[3].cancel()  # one reader gives up: the others still get theirs
+            await asyncio.sleep(0)
+            return await asyncio.gather(*readers, return_exceptions=True)
+
+        got = asyncio.run(read_all())
+        assert handed_over == [19]
+        assert isinstance(got[3], asyncio.CancelledError)
+        for i, stored in enumerate(got):
+            if i != 3:
+                assert np.array_equal(stored.candles.values, bars(10 + i, seed=i).values)
+    finally:
+        store.close()
+
+
+def test_a_read_of_a_closed_store_is_a_store_error(tmp_path):
+    store = SQLiteCandleStore(tmp_path / "candles.sqlite3", retention={})
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        asyncio.run(store.ahistory("x", "S", "1d"))
