@@ -21,6 +21,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,7 +121,7 @@ class SQLiteCandleStore(CandleStore):
             return
         try:
             done = asyncio.wrap_future(self._thread.submit(self._guarded, self._histories, [k for k, _ in wanted]))
-        except Exception as exc:  # closed meanwhile: each reader gets the error its own read would have
+        except (RuntimeError, AttributeError) as exc:  # closed meanwhile (thread shut down or gone)
             failure = StoreError(f"candle store {self.path} is closed ({exc!r})")
             for _, future in wanted:
                 future.set_exception(failure)
@@ -277,7 +278,7 @@ class SQLiteCandleStore(CandleStore):
             span = _span(write.interval)
             buckets = new.stamps // span
             bounds = [0, *(np.flatnonzero(np.diff(buckets)) + 1).tolist(), len(new)]
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
+            for lo, hi in pairwise(bounds):
                 self._merge_chunk(db, sid, int(buckets[lo]), Candles(new.stamps[lo:hi], new.values[lo:hi]))
         if write.complete is not None and len(new):
             db.execute("UPDATE series SET complete_from = ? WHERE id = ?",
