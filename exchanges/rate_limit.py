@@ -479,16 +479,16 @@ class HostBudget:
         task = _current_task()
         probe_weight = self._flying.get(task, 0.0) if task is self._probe_task else 0.0
         self._finish(task)
-        lookup = {k.lower(): v for k, v in values.items()}
-        used = _number(lookup.get(headers.used.lower())) if headers is not None and headers.used else None
-        answer = Answer(probe_weight, used)
         if headers is None:
-            return answer
+            return Answer(probe_weight, None)
+        lookup = {k.lower(): v for k, v in values.items()}
         if headers.used:
+            used = _number(lookup.get(headers.used.lower()))
             if used is not None:
                 self._used, self._used_at = used, now
                 self._note_used(used, now)
-            return answer
+            return Answer(probe_weight, used)
+        answer = Answer(probe_weight, None)
         if not headers.remaining:
             return answer
         remaining = _number(lookup.get(headers.remaining.lower()))
